@@ -1,0 +1,78 @@
+"""A folder of CIF/POSCAR files with an ``id_prop.csv`` (the CGCNN/ALIGNN convention)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from matbrain.data.dataset import CrystalDataset
+from matbrain.data.structures import StructureReadError, read_structure
+from matbrain.properties import Property
+
+log = logging.getLogger(__name__)
+
+
+def folder_dataset(folder: str | Path, properties: list[Property]) -> CrystalDataset:
+    """Read ``folder/id_prop.csv``: rows ``filename,value[,value...]``, one value per property.
+
+    A header row is allowed when its first cell is ``id``/``filename``; then the value columns are
+    matched to properties by name or JARVIS key. Empty cells and ``na`` are missing labels.
+    Files that cannot be read are reported and skipped.
+    """
+    folder = Path(folder)
+    table = folder / "id_prop.csv"
+    if not table.exists():
+        raise FileNotFoundError(f"{folder}: no id_prop.csv (expected rows 'filename,value,...')")
+    with open(table, newline="") as fh:
+        rows = [r for r in csv.reader(fh) if r]
+    if not rows:
+        raise ValueError(f"{table}: empty")
+    columns: list[int]
+    if rows[0][0].strip().lower() in ("id", "filename", "file", "name"):
+        header = [h.strip() for h in rows[0]]
+        rows = rows[1:]
+        columns = []
+        for p in properties:
+            matches = [i for i, h in enumerate(header) if h in (p.name, p.key)]
+            if not matches:
+                raise ValueError(f"{table}: no column for property {p.name!r} (header: {header})")
+            columns.append(matches[0])
+    else:
+        if len(rows[0]) - 1 != len(properties):
+            raise ValueError(
+                f"{table}: {len(rows[0]) - 1} value columns but {len(properties)} properties requested; "
+                "add a header row naming the columns"
+            )
+        columns = list(range(1, len(properties) + 1))
+    ids, structures, targets, bad = [], [], [], []
+    for row in rows:
+        name = row[0].strip()
+        path = folder / name
+        if not path.exists() and not path.suffix:
+            path = folder / f"{name}.cif"
+        try:
+            atoms = read_structure(path)
+        except (FileNotFoundError, StructureReadError) as exc:
+            bad.append(str(exc))
+            continue
+        values = []
+        for c in columns:
+            cell = row[c].strip() if c < len(row) else ""
+            values.append(float(cell) if cell and cell.lower() != "na" else float("nan"))
+        ids.append(Path(name).stem)
+        structures.append(atoms)
+        targets.append(values)
+    for msg in bad:
+        log.warning("skipped: %s", msg)
+    if not ids:
+        raise ValueError(f"{folder}: none of the {len(rows)} structures listed in id_prop.csv could be read")
+    return CrystalDataset(
+        ids=ids,
+        structures=structures,
+        targets=np.asarray(targets, dtype=float),
+        properties=list(properties),
+        source=f"folder:{folder.resolve()}",
+    )

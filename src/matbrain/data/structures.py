@@ -1,0 +1,61 @@
+"""Reading structures from files and JARVIS records into ``ase.Atoms``."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar", ".xyz", ".extxyz")
+STRUCTURE_NAMES = ("POSCAR", "CONTCAR")
+
+
+class StructureReadError(ValueError):
+    """A structure file could not be read; the message names the file and the reason."""
+
+
+def is_structure_file(path: Path) -> bool:
+    return path.is_file() and (
+        path.suffix.lower() in STRUCTURE_SUFFIXES or path.name.split(".")[0] in STRUCTURE_NAMES
+    )
+
+
+def read_structure(path: str | Path) -> Atoms:
+    """Read one periodic structure (CIF, POSCAR, extxyz) with ASE.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    StructureReadError
+        If the file exists but holds no readable periodic structure.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"structure file not found: {path}")
+    fmt = "vasp" if path.name.split(".")[0] in STRUCTURE_NAMES or path.suffix == ".poscar" else None
+    try:
+        from ase.io import read
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            atoms = read(path, format=fmt, index=0)
+    except Exception as exc:  # ASE raises many types for malformed files
+        raise StructureReadError(f"{path}: could not read a structure ({type(exc).__name__}: {exc})") from exc
+    if len(atoms) == 0:
+        raise StructureReadError(f"{path}: the file holds no atoms")
+    if not atoms.pbc.all() or atoms.cell.rank < 3:
+        raise StructureReadError(f"{path}: not a periodic 3D crystal (needs a full cell)")
+    return atoms
+
+
+def jarvis_atoms_to_ase(record: dict[str, Any]) -> Atoms:
+    """Convert the ``atoms`` dict of a JARVIS record (``lattice_mat``, ``coords``, ``elements``)."""
+    cell = np.asarray(record["lattice_mat"], dtype=float)
+    coords = np.asarray(record["coords"], dtype=float)
+    if record.get("cartesian", False):
+        return Atoms(symbols=record["elements"], positions=coords, cell=cell, pbc=True)
+    return Atoms(symbols=record["elements"], scaled_positions=coords, cell=cell, pbc=True)

@@ -1,0 +1,78 @@
+"""The catalogue of the nine JARVIS-DFT 3D properties that matbrain predicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Property:
+    """One predictable crystal property.
+
+    Attributes
+    ----------
+    name : short CLI name, e.g. ``formation_energy``
+    key : the key of the property in JARVIS dft_3d records
+    unit : unit of the values ("" for dimensionless)
+    description : one line for humans
+    """
+
+    name: str
+    key: str
+    unit: str
+    description: str
+
+
+PROPERTIES: tuple[Property, ...] = (
+    Property("formation_energy", "formation_energy_peratom", "eV/atom", "formation energy per atom"),
+    Property("band_gap", "optb88vdw_bandgap", "eV", "OptB88vdW band gap"),
+    Property("mbj_gap", "mbj_bandgap", "eV", "TBmBJ band gap"),
+    Property("bulk_modulus", "bulk_modulus_kv", "GPa", "Voigt bulk modulus Kv"),
+    Property("shear_modulus", "shear_modulus_gv", "GPa", "Voigt shear modulus Gv"),
+    Property("dielectric", "epsx", "", "dielectric constant (x, OptB88vdW, no ionic part)"),
+    Property("piezo_max_dij", "dfpt_piezo_max_dij", "pC/N", "max piezoelectric coefficient dij (DFPT)"),
+    Property("spillage", "spillage", "", "spin-orbit spillage (topological indicator)"),
+    Property("ehull", "ehull", "eV/atom", "energy above the convex hull"),
+)
+
+_BY_NAME = {p.name: p for p in PROPERTIES}
+_BY_KEY = {p.key: p for p in PROPERTIES}
+
+
+class UnknownPropertyError(ValueError):
+    """Raised for a property name that is not in the catalogue."""
+
+
+def get_property(name: str) -> Property:
+    """Look a property up by short name or JARVIS key.
+
+    >>> get_property("formation_energy").key
+    'formation_energy_peratom'
+    """
+    prop = _BY_NAME.get(name) or _BY_KEY.get(name)
+    if prop is None:
+        valid = ", ".join(p.name for p in PROPERTIES)
+        raise UnknownPropertyError(f"unknown property {name!r}; valid names: {valid}")
+    return prop
+
+
+def resolve_properties(names: Iterable[str] | None) -> list[Property]:
+    """Resolve names (or ``None``/empty for all nine) to catalogue entries, keeping order."""
+    if names is None:
+        return list(PROPERTIES)
+    names = list(names)
+    if not names or names == ["all"]:
+        return list(PROPERTIES)
+    props = [get_property(n) for n in names]
+    seen: set[str] = set()
+    unique = []
+    for p in props:
+        if p.name not in seen:
+            seen.add(p.name)
+            unique.append(p)
+    return unique
+
+
+def property_names(props: Sequence[Property]) -> list[str]:
+    return [p.name for p in props]
