@@ -2,8 +2,13 @@
 
 Every (structure, property) label has a role. For JARVIS data the role comes from that
 property's official JARVIS-Leaderboard split, so test MAEs are measured on the same materials
-as the published numbers; a structure can then train one head and test another. For other data
-a fixed-seed 80/10/10 split of structures applies to all of their labels.
+as the published numbers. The leaderboard draws each property's split independently, so in a
+multi-task run a test material of one property is usually a training material of another; the
+default ``leaderboard`` split therefore removes every label of a structure that is a test
+material of any trained property from training and validation (no test structure is ever seen),
+while ``leaderboard-overlap`` keeps them (more training data, but the encoder has seen the test
+structures through other properties). For other data a fixed-seed 80/10/10 split of structures
+applies to all of their labels.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ class Split:
     """roles : (n_structures, n_properties) int8 array of TRAIN/VAL/TEST/UNUSED."""
 
     roles: np.ndarray
-    kind: Literal["leaderboard", "random"]
+    kind: Literal["leaderboard", "leaderboard-overlap", "random"]
     seed: int | None
+    dropped_train_labels: int = 0
 
     def mask(self, role: int, targets: np.ndarray) -> np.ndarray:
         """Boolean (n, p) mask of labels that exist and have ``role``."""
@@ -41,7 +47,7 @@ class Split:
             p.name: {ROLE_NAMES[r]: int(self.mask(r, dataset.targets)[:, j].sum()) for r in ROLE_NAMES}
             for j, p in enumerate(dataset.properties)
         }
-        return {"kind": self.kind, "seed": self.seed, "labels": counts}
+        return {"kind": self.kind, "seed": self.seed, "dropped_train_labels": self.dropped_train_labels, "labels": counts}
 
 
 def random_split(n: int, n_properties: int, seed: int, fractions: tuple[float, float] = (0.8, 0.1)) -> Split:
@@ -66,20 +72,36 @@ def leaderboard_roles(key: str) -> dict[str, int]:
     return roles
 
 
-def leaderboard_split(dataset: CrystalDataset) -> Split:
-    """Each property's official split; labels of materials outside it are left UNUSED."""
+def leaderboard_split(dataset: CrystalDataset, strict: bool = True) -> Split:
+    """Each property's official split; labels of materials outside it are left UNUSED.
+
+    With ``strict`` the train/val labels of structures that are test materials of any property
+    become UNUSED too, so that no test structure is seen in training.
+    """
     roles = np.full((len(dataset), len(dataset.properties)), UNUSED, dtype=np.int8)
     for j, prop in enumerate(dataset.properties):
         lookup = leaderboard_roles(prop.key)
         roles[:, j] = [lookup.get(sid, UNUSED) for sid in dataset.ids]
-    return Split(roles=roles, kind="leaderboard", seed=None)
+    dropped = 0
+    if strict:
+        labelled = ~np.isnan(dataset.targets)
+        test_structure = ((roles == TEST) & labelled).any(axis=1)
+        leak = test_structure[:, None] & (roles != TEST) & (roles != UNUSED)
+        dropped = int((leak & (roles == TRAIN) & labelled).sum())
+        roles[leak] = UNUSED
+    return Split(roles=roles, kind="leaderboard" if strict else "leaderboard-overlap", seed=None, dropped_train_labels=dropped)
 
 
-def make_split(dataset: CrystalDataset, seed: int, kind: Literal["auto", "leaderboard", "random"] = "auto") -> Split:
+SplitKind = Literal["auto", "leaderboard", "leaderboard-overlap", "random"]
+
+
+def make_split(dataset: CrystalDataset, seed: int, kind: SplitKind = "auto") -> Split:
     if kind == "auto":
         kind = "leaderboard" if dataset.is_jarvis else "random"
-    if kind == "leaderboard":
+    if kind in ("leaderboard", "leaderboard-overlap"):
         if not dataset.is_jarvis:
             raise ValueError("the leaderboard split needs JARVIS ids; use split='random' for this dataset")
-        return leaderboard_split(dataset)
+        return leaderboard_split(dataset, strict=kind == "leaderboard")
+    if kind != "random":
+        raise ValueError(f"unknown split {kind!r}; valid: auto, leaderboard, leaderboard-overlap, random")
     return random_split(len(dataset), len(dataset.properties), seed)

@@ -1,0 +1,1 @@
+"""The ``matbrain`` command line: thin commands over the library."""

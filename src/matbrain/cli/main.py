@@ -1,0 +1,266 @@
+"""``matbrain``: the command-line entry point (Typer). Commands validate options and call the library."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from matbrain import __version__
+from matbrain.training.levels import levels_table
+
+app = typer.Typer(
+    help="matbrain: machine learning on crystals.\n\nExample: matbrain train --algorithm e3nn --level smoke --all-properties",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Datasets and graphs. Example: matbrain data process", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+err = Console(stderr=True)
+
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, ImportError)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True
+    )
+    logging.getLogger("matbrain").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _split_names(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [n.strip() for v in values for n in v.replace(",", " ").split() if n.strip()]
+
+
+def _fail(exc: BaseException) -> None:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        msg = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+    else:
+        msg = str(exc)
+    err.print(f"[bold red]error:[/] {msg}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress details")] = False,
+    version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
+) -> None:
+    if version:
+        console.print(f"matbrain {__version__}")
+        raise typer.Exit()
+    _setup_logging(verbose)
+
+
+@app.command("properties")
+def properties_cmd() -> None:
+    """List the nine predictable properties (name, JARVIS key, unit).
+
+    Example: matbrain properties
+    """
+    from matbrain.properties import PROPERTIES
+
+    table = Table("name", "JARVIS key", "unit", "description")
+    for p in PROPERTIES:
+        table.add_row(p.name, p.key, p.unit or "-", p.description)
+    console.print(table)
+
+
+@data_app.command("process")
+def data_process(
+    dataset: Annotated[str, typer.Option(help="bundled | dft_3d | a dft_3d JSON file | folder with id_prop.csv")] = "bundled",
+    properties: Annotated[Optional[list[str]], typer.Option(help="properties to load (default: all nine)")] = None,
+    cutoff: Annotated[float, typer.Option(help="neighbour cutoff (Å)")] = 6.0,
+    max_neighbors: Annotated[int, typer.Option(help="neighbour cap per atom")] = 12,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="rebuild even when cached")] = False,
+) -> None:
+    """Build every structure's periodic graph once (neighbours, edge vectors, bond angles) and cache it.
+
+    Every later training run with the same structures and graph settings reuses the cache.
+
+    Example: matbrain data process --dataset bundled --cutoff 6 --max-neighbors 12
+    """
+    from matbrain.data.cache import default_cache_dir, process_dataset
+    from matbrain.data.graphs import GraphConfig
+    from matbrain.data.sources import load_dataset
+    from matbrain.properties import resolve_properties
+
+    try:
+        props = resolve_properties(_split_names(properties))
+        ds = load_dataset(dataset, props)
+        graphs = process_dataset(ds, GraphConfig(cutoff_A=cutoff, max_neighbors=max_neighbors), use_cache=not no_cache)
+    except EXPECTED_ERRORS as exc:
+        _fail(exc)
+    n_edges = sum(len(g.center) for g in graphs.graphs.values())
+    n_trip = sum(len(g.triplet_a) for g in graphs.graphs.values())
+    console.print(
+        f"{len(graphs.graphs)} graphs ({n_edges} edges, {n_trip} bond angles), {len(graphs.skipped)} skipped; "
+        f"{'reused' if graphs.from_cache else 'written to'} cache {default_cache_dir()}/graphs-{graphs.key}.npz"
+    )
+    for sid, reason in graphs.skipped.items():
+        console.print(f"  skipped {sid}: {reason}")
+    console.print("labels per property: " + ", ".join(f"{k} {v}" for k, v in ds.label_counts().items()))
+
+
+TRAIN_HELP = f"""Train a multi-task (or single-property) model and write a run folder.
+
+Levels (overrides below win over the level):
+
+e3nn:
+{levels_table("e3nn")}
+
+cgcnn:
+{levels_table("cgcnn")}
+
+Example: matbrain train --algorithm e3nn --level smoke --all-properties
+"""
+
+
+@app.command("train", help=TRAIN_HELP)
+def train_cmd(
+    algorithm: Annotated[str, typer.Option(help="e3nn | cgcnn")] = "e3nn",
+    level: Annotated[str, typer.Option(help="smoke | lite | std | pro | max")] = "smoke",
+    all_properties: Annotated[bool, typer.Option("--all-properties", help="train on all nine properties")] = False,
+    properties: Annotated[Optional[list[str]], typer.Option(help="property names, e.g. formation_energy,band_gap")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML with config keys (layered over the level)")] = None,
+    epochs: Annotated[Optional[int], typer.Option()] = None,
+    lr: Annotated[Optional[float], typer.Option()] = None,
+    batch_size: Annotated[Optional[int], typer.Option()] = None,
+    preset: Annotated[Optional[str], typer.Option(help="small | medium | large")] = None,
+    max_samples: Annotated[Optional[int], typer.Option(help="random fixed-seed subset of structures")] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="bundled | dft_3d | JSON file | folder")] = None,
+    split: Annotated[Optional[str], typer.Option(help="auto | leaderboard | leaderboard-overlap | random")] = None,
+    output_root: Annotated[Optional[str], typer.Option(help="where run folders go (default models/)")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the latest unfinished run of this algorithm/level/properties")] = False,
+    resume_run: Annotated[Optional[Path], typer.Option(help="continue this run folder")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
+) -> None:
+    from matbrain.training.config import TrainConfig, resolve_config
+    from matbrain.training.pipeline import run_training
+    from matbrain.training.runs import latest_unfinished_run
+
+    try:
+        names = _split_names(properties)
+        if all_properties and names:
+            raise ValueError("give either --all-properties or --properties, not both")
+        overrides = {
+            "properties": names, "epochs": epochs, "lr": lr, "batch_size": batch_size, "preset": preset,
+            "max_samples": max_samples, "seed": seed, "dataset": dataset, "split": split,
+            "output_root": output_root, "device": device,
+        }
+        cfg = resolve_config(algorithm, level, config, overrides)
+        run_dir = None
+        if resume_run is not None or resume:
+            run_dir = resume_run or latest_unfinished_run(Path(cfg.output_root), cfg.run_group())
+            if run_dir is None:
+                raise FileNotFoundError(f"no unfinished run of {cfg.run_group()} under {cfg.output_root}/ to resume")
+            if not (Path(run_dir) / "checkpoint.pt").exists():
+                raise FileNotFoundError(f"{run_dir}: no checkpoint.pt to resume from")
+            cfg = TrainConfig.from_yaml(Path(run_dir) / "config.yaml")
+            console.print(f"resuming {run_dir}")
+        result = run_training(cfg, run_dir=run_dir, progress=not quiet)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: the last finished epoch is saved; continue with --resume")
+        raise typer.Exit(code=130) from None
+    except EXPECTED_ERRORS as exc:
+        _fail(exc)
+    console.print(f"\nrun folder: {result.run_dir}")
+    console.print(result.table(), soft_wrap=True, highlight=False)
+
+
+@app.command("predict")
+def predict_cmd(
+    model: Annotated[Path, typer.Option(help="run folder or its best.pt")],
+    cif: Annotated[Optional[Path], typer.Option(help="one structure file (CIF, POSCAR, extxyz)")] = None,
+    dir: Annotated[Optional[Path], typer.Option("--dir", help="folder of structure files")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="CSV to write (one row per structure)")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+) -> None:
+    """Predict the model's properties for one structure (--cif) or a folder (--dir) into a CSV.
+
+    Files that cannot be read are reported by name and skipped; the rest are predicted.
+
+    Example: matbrain predict --model models/multitask_smoke_e3nn/run_X --dir cifs/ --output preds.csv
+    """
+    from matbrain.inference import Predictor, structure_files
+
+    try:
+        if (cif is None) == (dir is None):
+            raise ValueError("give exactly one of --cif FILE or --dir FOLDER")
+        paths = [cif] if cif is not None else structure_files(dir)
+        predictor = Predictor.from_path(model, device=device)
+        result = predictor.predict_files(paths)
+    except EXPECTED_ERRORS as exc:
+        _fail(exc)
+    for name, reason in result.skipped.items():
+        err.print(f"[yellow]skipped[/] {name}: {reason}")
+    if result.table.empty:
+        _fail(ValueError("no structure could be predicted"))
+    units = predictor.units()
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        result.table.to_csv(output, index=False, float_format="%.6g")
+        console.print(f"wrote {len(result.table)} predictions to {output} ({len(result.skipped)} skipped)")
+    if cif is not None or output is None:
+        for _, row in result.table.iterrows():
+            console.print(f"[bold]{row['file']}[/] ({row['formula']})")
+            for name in predictor.columns:
+                console.print(f"  {name:<16} {row[name]:>12.4f} {units[name]}")
+
+
+@app.command("runs")
+def runs_cmd(
+    root: Annotated[Path, typer.Option(help="folder with registry.jsonl")] = Path("models"),
+    algorithm: Annotated[Optional[str], typer.Option(help="only runs of this algorithm")] = None,
+    property: Annotated[Optional[str], typer.Option("--property", help="sort by this property's test MAE")] = None,
+) -> None:
+    """List and compare recorded runs: test MAE per property side by side.
+
+    Example: matbrain runs --root models --property formation_energy
+    """
+    from matbrain.properties import PROPERTIES, get_property
+    from matbrain.training.runs import read_registry
+
+    try:
+        entries = read_registry(root)
+        if property:
+            property = get_property(property).name
+    except EXPECTED_ERRORS as exc:
+        _fail(exc)
+    if algorithm:
+        entries = [e for e in entries if e["algorithm"] == algorithm]
+    if not entries:
+        console.print(f"no runs recorded under {root}/")
+        return
+    if property:
+        entries.sort(key=lambda e: e["test_mae"].get(property, float("inf")))
+    shown = [p.name for p in PROPERTIES if any(p.name in e["test_mae"] for e in entries)]
+    table = Table("finished", "algo", "level", "split", "seed", "commit", *shown, "path", title="test MAE per property")
+    for e in entries:
+        cells = [f"{e['test_mae'][n]:.4g}" if n in e["test_mae"] else "" for n in shown]
+        table.add_row(e["finished"], e["algorithm"], e["level"], e["split"], str(e["seed"]), (e.get("git_commit") or "")[:8], *cells, e["path"])
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training of property models: configs and levels, the loop, metrics, plots, run folders."""

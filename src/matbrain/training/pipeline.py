@@ -1,0 +1,190 @@
+"""A whole training run: data -> graphs -> split -> fit -> metrics, plots, artifact, registry."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from matbrain import __version__
+from matbrain.data.cache import process_dataset
+from matbrain.data.sources import load_dataset
+from matbrain.data.splits import TEST, TRAIN, VAL, make_split
+from matbrain.models.artifact import load_artifact, save_artifact
+from matbrain.models.registry import get_model_class
+from matbrain.properties import resolve_properties
+from matbrain.training import plots
+from matbrain.training.config import TrainConfig
+from matbrain.training.loss import Normalizer
+from matbrain.training.metrics import format_table, property_metrics, write_metrics_csv
+from matbrain.training.runs import git_commit, new_run_dir, register_run
+from matbrain.training.trainer import EpochCallback, PreparedData, Trainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+
+    def table(self) -> str:
+        return format_table(self.metrics)
+
+
+def prepare_data(config: TrainConfig, progress: bool = True) -> tuple[PreparedData, dict[str, Any]]:
+    """Load, build graphs (cached), subsample, split and fit the normalisation."""
+    props = resolve_properties(config.properties)
+    dataset = load_dataset(config.dataset, props)
+    graphs = process_dataset(dataset, config.graph_config(), progress=progress)
+    kept = [i for i, sid in enumerate(dataset.ids) if sid in graphs.graphs]
+    dataset = dataset.subset(kept)
+    if config.max_samples is not None and config.max_samples < len(dataset):
+        pick = np.sort(np.random.default_rng(config.seed).choice(len(dataset), config.max_samples, replace=False))
+        dataset = dataset.subset(pick)
+    split = make_split(dataset, config.seed, config.split)
+    normalizer = Normalizer.fit(dataset.targets, split.mask(TRAIN, dataset.targets))
+    data = PreparedData(
+        ids=dataset.ids, graphs=[graphs.graphs[i] for i in dataset.ids], targets=dataset.targets, split=split, normalizer=normalizer
+    )
+    for name, counts in split.summary(dataset)["labels"].items():
+        if counts["train"] == 0:
+            log.warning("property %s has no training labels in this data; its head learns nothing", name)
+    info = {
+        "source": dataset.source,
+        "n_structures": len(dataset),
+        "structure_hash": dataset.structure_hash(),
+        "label_hash": dataset.label_hash(),
+        "graph_cache_key": graphs.key,
+        "skipped_structures": graphs.skipped,
+        "split": split.summary(dataset),
+    }
+    return data, info
+
+
+def build_model(config: TrainConfig):  # type: ignore[no-untyped-def]
+    return get_model_class(config.algorithm).from_preset(
+        config.preset, n_properties=len(config.properties), cutoff=config.cutoff_A
+    )
+
+
+def run_training(
+    config: TrainConfig,
+    run_dir: Path | None = None,
+    callbacks: Sequence[EpochCallback] = (),
+    progress: bool = True,
+) -> RunResult:
+    """Train from scratch into a new run folder, or continue ``run_dir`` if it has a checkpoint."""
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    resuming = run_dir is not None and (Path(run_dir) / "checkpoint.pt").exists()
+    root = Path(config.output_root)
+    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(root, config.run_group())
+    for sub in ("plots", "predictions", "logs"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run_dir / "logs" / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("matbrain").addHandler(handler)
+    try:
+        data, data_info = prepare_data(config, progress=progress)
+        props = resolve_properties(config.properties)
+        model = build_model(config)
+        if not resuming:
+            config.to_yaml(run_dir / "config.yaml")
+            (run_dir / "data.json").write_text(json.dumps(data_info, indent=1))
+        provenance = {
+            "matbrain_version": __version__,
+            "git_commit": git_commit(),
+            "config_hash": config.config_hash(),
+            "structure_hash": data_info["structure_hash"],
+            "label_hash": data_info["label_hash"],
+            "seed": config.seed,
+        }
+
+        def write_best(trainer: Trainer) -> None:
+            save_artifact(
+                run_dir / "best.pt", trainer.model, props, data.normalizer, config.graph_config(),
+                extra={"epoch": trainer.epoch, "provenance": provenance},
+            )
+
+        trainer = Trainer(model, config, data, run_dir, on_best=write_best, callbacks=callbacks, progress=progress)
+        if resuming:
+            trainer.load_checkpoint()
+        log.info(
+            "training %s (%s, %d parameters) on %d structures: %d train / %d val / %d test",
+            config.algorithm, config.preset, model.n_parameters(), len(data.ids),
+            len(data.indices(TRAIN)), len(data.indices(VAL)), len(data.indices(TEST)),
+        )
+        start = time.perf_counter()
+        history = trainer.fit()
+        metrics = evaluate_run(run_dir, data, trainer, props)
+        summary = {
+            **provenance,
+            "algorithm": config.algorithm,
+            "level": config.level,
+            "preset": config.preset,
+            "properties": config.properties,
+            "dataset": config.dataset,
+            "split": data.split.kind,
+            "n_parameters": model.n_parameters(),
+            "epochs": config.epochs,
+            "best_epoch": trainer.best_epoch,
+            "train_seconds_this_session": time.perf_counter() - start,
+            "structures_per_second": _throughput(history, len(data.indices(TRAIN))),
+            "path": str(run_dir.resolve()),
+            "test_mae": {r["property"]: r["test_mae"] for r in metrics},
+            "test_mae_over_mad": {r["property"]: r["test_mae_over_mad"] for r in metrics},
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        register_run(root, summary)
+        return RunResult(run_dir=run_dir, metrics=metrics, history=history)
+    finally:
+        logging.getLogger("matbrain").removeHandler(handler)
+        handler.close()
+
+
+def _throughput(history: list[dict[str, Any]], n_train: int) -> float:
+    seconds = [h["seconds"] for h in history]
+    return n_train * len(seconds) / sum(seconds) if seconds and sum(seconds) > 0 else float("nan")
+
+
+def evaluate_run(run_dir: Path, data: PreparedData, trainer: Trainer, props: list[Any]) -> list[dict[str, Any]]:
+    """Metrics, predictions and plots of the best model on every labelled structure."""
+    best = load_artifact(run_dir / "best.pt", device=trainer.device)
+    trainer.model.load_state_dict(best.model.state_dict())
+    everything = np.arange(len(data.ids))
+    predictions = data.normalizer.denormalize(trainer.predict_normalized(everything))
+    rows = property_metrics(props, predictions, data.targets, data.split)
+    (run_dir / "metrics.json").write_text(json.dumps(rows, indent=1))
+    write_metrics_csv(rows, run_dir / "metrics.csv")
+    _write_predictions(run_dir / "predictions" / "predictions.csv", data, predictions, props)
+    for j, prop in enumerate(props):
+        mask = data.split.mask(TEST, data.targets)[:, j]
+        plots.parity_plot(
+            data.targets[mask, j], predictions[mask, j], f"{prop.description} (test)", prop.unit,
+            run_dir / "plots" / f"parity_{prop.name}.png", mae=rows[j]["test_mae"] if mask.any() else None,
+        )
+    if trainer.history:
+        plots.learning_curves(trainer.history, run_dir / "plots" / "learning_curves.png")
+    return rows
+
+
+def _write_predictions(path: Path, data: PreparedData, predictions: np.ndarray, props: list[Any]) -> None:
+    import pandas as pd
+
+    role_names = {TRAIN: "train", VAL: "val", TEST: "test"}
+    frame = {"id": data.ids}
+    for j, prop in enumerate(props):
+        frame[f"{prop.name}_true"] = data.targets[:, j]
+        frame[f"{prop.name}_pred"] = predictions[:, j]
+        frame[f"{prop.name}_split"] = [role_names.get(int(r), "") for r in data.split.roles[:, j]]
+    pd.DataFrame(frame).to_csv(path, index=False)

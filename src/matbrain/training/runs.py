@@ -1,0 +1,59 @@
+"""Run folders and the run registry (one JSON line per finished run)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+REGISTRY_FILE = "registry.jsonl"
+
+
+def new_run_dir(root: Path, group: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / group / f"run_{stamp}"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = root / group / f"run_{stamp}_{suffix}"
+    for sub in ("plots", "predictions", "logs"):
+        (path / sub).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def latest_unfinished_run(root: Path, group: str) -> Path | None:
+    """The newest run of ``group`` that has a checkpoint but no summary (for ``--resume``)."""
+    runs = sorted((root / group).glob("run_*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for run in runs:
+        if (run / "checkpoint.pt").exists() and not (run / "summary.json").exists():
+            return run
+    return None
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def register_run(root: Path, entry: dict[str, Any]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / REGISTRY_FILE, "a") as fh:
+        fh.write(json.dumps(entry) + "\n")
+
+
+def read_registry(root: Path) -> list[dict[str, Any]]:
+    path = root / REGISTRY_FILE
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            entries.append(json.loads(line))
+    return entries
