@@ -31,7 +31,9 @@ class PredictionResult:
 class Predictor:
     """Loads a model once and predicts all of its properties, in physical units."""
 
-    def __init__(self, loaded: LoadedModel, device: torch.device | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self, loaded: LoadedModel, device: torch.device | None = None, batch_size: int = 32
+    ) -> None:
         self.loaded = loaded
         self.device = device or pick_device("auto")
         self.model = loaded.model.to(self.device).eval()
@@ -87,5 +89,7 @@ def structure_files(folder: str | Path) -> list[Path]:
         raise FileNotFoundError(f"folder not found: {folder}")
     files = sorted(p for p in folder.iterdir() if is_structure_file(p))
     if not files:
-        raise ValueError(f"{folder}: no structure files (*.cif, POSCAR*, *.vasp, *.extxyz) in this folder")
+        raise ValueError(
+            f"{folder}: no structure files (*.cif, POSCAR*, *.vasp, *.extxyz) in this folder"
+        )
     return files

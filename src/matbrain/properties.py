@@ -25,13 +25,17 @@ class Property:
 
 
 PROPERTIES: tuple[Property, ...] = (
-    Property("formation_energy", "formation_energy_peratom", "eV/atom", "formation energy per atom"),
+    Property(
+        "formation_energy", "formation_energy_peratom", "eV/atom", "formation energy per atom"
+    ),
     Property("band_gap", "optb88vdw_bandgap", "eV", "OptB88vdW band gap"),
     Property("mbj_gap", "mbj_bandgap", "eV", "TBmBJ band gap"),
     Property("bulk_modulus", "bulk_modulus_kv", "GPa", "Voigt bulk modulus Kv"),
     Property("shear_modulus", "shear_modulus_gv", "GPa", "Voigt shear modulus Gv"),
     Property("dielectric", "epsx", "", "dielectric constant (x, OptB88vdW, no ionic part)"),
-    Property("piezo_max_dij", "dfpt_piezo_max_dij", "pC/N", "max piezoelectric coefficient dij (DFPT)"),
+    Property(
+        "piezo_max_dij", "dfpt_piezo_max_dij", "pC/N", "max piezoelectric coefficient dij (DFPT)"
+    ),
     Property("spillage", "spillage", "", "spin-orbit spillage (topological indicator)"),
     Property("ehull", "ehull", "eV/atom", "energy above the convex hull"),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,17 +20,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Datasets and graphs. Example: matbrain data process", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Datasets and graphs. Example: matbrain data process", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, ImportError)
 
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        force=True,
     )
     logging.getLogger("matbrain").setLevel(logging.INFO if verbose else logging.WARNING)
 
@@ -45,7 +49,10 @@ def _fail(exc: BaseException) -> None:
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
-        msg = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        msg = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
     else:
         msg = str(exc)
     err.print(f"[bold red]error:[/] {msg}", highlight=False)
@@ -79,8 +86,12 @@ def properties_cmd() -> None:
 
 @data_app.command("process")
 def data_process(
-    dataset: Annotated[str, typer.Option(help="bundled | dft_3d | a dft_3d JSON file | folder with id_prop.csv")] = "bundled",
-    properties: Annotated[Optional[list[str]], typer.Option(help="properties to load (default: all nine)")] = None,
+    dataset: Annotated[
+        str, typer.Option(help="bundled | dft_3d | a dft_3d JSON file | folder with id_prop.csv")
+    ] = "bundled",
+    properties: Annotated[
+        list[str] | None, typer.Option(help="properties to load (default: all nine)")
+    ] = None,
     cutoff: Annotated[float, typer.Option(help="neighbour cutoff (Å)")] = 6.0,
     max_neighbors: Annotated[int, typer.Option(help="neighbour cap per atom")] = 12,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="rebuild even when cached")] = False,
@@ -99,7 +110,9 @@ def data_process(
     try:
         props = resolve_properties(_split_names(properties))
         ds = load_dataset(dataset, props)
-        graphs = process_dataset(ds, GraphConfig(cutoff_A=cutoff, max_neighbors=max_neighbors), use_cache=not no_cache)
+        graphs = process_dataset(
+            ds, GraphConfig(cutoff_A=cutoff, max_neighbors=max_neighbors), use_cache=not no_cache
+        )
     except EXPECTED_ERRORS as exc:
         _fail(exc)
     n_edges = sum(len(g.center) for g in graphs.graphs.values())
@@ -110,7 +123,9 @@ def data_process(
     )
     for sid, reason in graphs.skipped.items():
         console.print(f"  skipped {sid}: {reason}")
-    console.print("labels per property: " + ", ".join(f"{k} {v}" for k, v in ds.label_counts().items()))
+    console.print(
+        "labels per property: " + ", ".join(f"{k} {v}" for k, v in ds.label_counts().items())
+    )
 
 
 TRAIN_HELP = f"""Train a multi-task (or single-property) model and write a run folder.
@@ -131,21 +146,40 @@ Example: matbrain train --algorithm e3nn --level smoke --all-properties
 def train_cmd(
     algorithm: Annotated[str, typer.Option(help="e3nn | cgcnn")] = "e3nn",
     level: Annotated[str, typer.Option(help="smoke | lite | std | pro | max")] = "smoke",
-    all_properties: Annotated[bool, typer.Option("--all-properties", help="train on all nine properties")] = False,
-    properties: Annotated[Optional[list[str]], typer.Option(help="property names, e.g. formation_energy,band_gap")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML with config keys (layered over the level)")] = None,
-    epochs: Annotated[Optional[int], typer.Option()] = None,
-    lr: Annotated[Optional[float], typer.Option()] = None,
-    batch_size: Annotated[Optional[int], typer.Option()] = None,
-    preset: Annotated[Optional[str], typer.Option(help="small | medium | large")] = None,
-    max_samples: Annotated[Optional[int], typer.Option(help="random fixed-seed subset of structures")] = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="bundled | dft_3d | JSON file | folder")] = None,
-    split: Annotated[Optional[str], typer.Option(help="auto | leaderboard | leaderboard-overlap | random")] = None,
-    output_root: Annotated[Optional[str], typer.Option(help="where run folders go (default models/)")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="continue the latest unfinished run of this algorithm/level/properties")] = False,
-    resume_run: Annotated[Optional[Path], typer.Option(help="continue this run folder")] = None,
+    all_properties: Annotated[
+        bool, typer.Option("--all-properties", help="train on all nine properties")
+    ] = False,
+    properties: Annotated[
+        list[str] | None, typer.Option(help="property names, e.g. formation_energy,band_gap")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML with config keys (layered over the level)")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    preset: Annotated[str | None, typer.Option(help="small | medium | large")] = None,
+    max_samples: Annotated[
+        int | None, typer.Option(help="random fixed-seed subset of structures")
+    ] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="bundled | dft_3d | JSON file | folder")
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="auto | leaderboard | leaderboard-overlap | random")
+    ] = None,
+    output_root: Annotated[
+        str | None, typer.Option(help="where run folders go (default models/)")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="continue the latest unfinished run of this algorithm/level/properties"
+        ),
+    ] = False,
+    resume_run: Annotated[Path | None, typer.Option(help="continue this run folder")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
 ) -> None:
     from matbrain.training.config import TrainConfig, resolve_config
@@ -157,23 +191,35 @@ def train_cmd(
         if all_properties and names:
             raise ValueError("give either --all-properties or --properties, not both")
         overrides = {
-            "properties": names, "epochs": epochs, "lr": lr, "batch_size": batch_size, "preset": preset,
-            "max_samples": max_samples, "seed": seed, "dataset": dataset, "split": split,
-            "output_root": output_root, "device": device,
+            "properties": names,
+            "epochs": epochs,
+            "lr": lr,
+            "batch_size": batch_size,
+            "preset": preset,
+            "max_samples": max_samples,
+            "seed": seed,
+            "dataset": dataset,
+            "split": split,
+            "output_root": output_root,
+            "device": device,
         }
         cfg = resolve_config(algorithm, level, config, overrides)
         run_dir = None
         if resume_run is not None or resume:
             run_dir = resume_run or latest_unfinished_run(Path(cfg.output_root), cfg.run_group())
             if run_dir is None:
-                raise FileNotFoundError(f"no unfinished run of {cfg.run_group()} under {cfg.output_root}/ to resume")
+                raise FileNotFoundError(
+                    f"no unfinished run of {cfg.run_group()} under {cfg.output_root}/ to resume"
+                )
             if not (Path(run_dir) / "checkpoint.pt").exists():
                 raise FileNotFoundError(f"{run_dir}: no checkpoint.pt to resume from")
             cfg = TrainConfig.from_yaml(Path(run_dir) / "config.yaml")
             console.print(f"resuming {run_dir}")
         result = run_training(cfg, run_dir=run_dir, progress=not quiet)
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: the last finished epoch is saved; continue with --resume")
+        err.print(
+            "[yellow]interrupted[/]: the last finished epoch is saved; continue with --resume"
+        )
         raise typer.Exit(code=130) from None
     except EXPECTED_ERRORS as exc:
         _fail(exc)
@@ -184,9 +230,13 @@ def train_cmd(
 @app.command("predict")
 def predict_cmd(
     model: Annotated[Path, typer.Option(help="run folder or its best.pt")],
-    cif: Annotated[Optional[Path], typer.Option(help="one structure file (CIF, POSCAR, extxyz)")] = None,
-    dir: Annotated[Optional[Path], typer.Option("--dir", help="folder of structure files")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="CSV to write (one row per structure)")] = None,
+    cif: Annotated[
+        Path | None, typer.Option(help="one structure file (CIF, POSCAR, extxyz)")
+    ] = None,
+    dir: Annotated[Path | None, typer.Option("--dir", help="folder of structure files")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="CSV to write (one row per structure)")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
 ) -> None:
     """Predict the model's properties for one structure (--cif) or a folder (--dir) into a CSV.
@@ -213,7 +263,9 @@ def predict_cmd(
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         result.table.to_csv(output, index=False, float_format="%.6g")
-        console.print(f"wrote {len(result.table)} predictions to {output} ({len(result.skipped)} skipped)")
+        console.print(
+            f"wrote {len(result.table)} predictions to {output} ({len(result.skipped)} skipped)"
+        )
     if cif is not None or output is None:
         for _, row in result.table.iterrows():
             console.print(f"[bold]{row['file']}[/] ({row['formula']})")
@@ -224,8 +276,10 @@ def predict_cmd(
 @app.command("runs")
 def runs_cmd(
     root: Annotated[Path, typer.Option(help="folder with registry.jsonl")] = Path("models"),
-    algorithm: Annotated[Optional[str], typer.Option(help="only runs of this algorithm")] = None,
-    property: Annotated[Optional[str], typer.Option("--property", help="sort by this property's test MAE")] = None,
+    algorithm: Annotated[str | None, typer.Option(help="only runs of this algorithm")] = None,
+    property: Annotated[
+        str | None, typer.Option("--property", help="sort by this property's test MAE")
+    ] = None,
 ) -> None:
     """List and compare recorded runs: test MAE per property side by side.
 
@@ -248,11 +302,32 @@ def runs_cmd(
     if property:
         entries.sort(key=lambda e: e["test_mae"].get(property, float("inf")))
     shown = [p.name for p in PROPERTIES if any(p.name in e["test_mae"] for e in entries)]
-    table = Table("finished", "algo", "level", "split", "seed", "commit", *shown, "path", title="test MAE per property")
+    table = Table(
+        "finished",
+        "algo",
+        "level",
+        "split",
+        "seed",
+        "commit",
+        *shown,
+        "run",
+        title=f"test MAE per property ({root}/)",
+    )
     for e in entries:
         cells = [f"{e['test_mae'][n]:.4g}" if n in e["test_mae"] else "" for n in shown]
-        table.add_row(e["finished"], e["algorithm"], e["level"], e["split"], str(e["seed"]), (e.get("git_commit") or "")[:8], *cells, e["path"])
-    console.print(table)
+        path = Path(e["path"])
+        table.add_row(
+            e["finished"],
+            e["algorithm"],
+            e["level"],
+            e["split"],
+            str(e["seed"]),
+            (e.get("git_commit") or "")[:8],
+            *cells,
+            f"{path.parent.name}/{path.name}",
+        )
+    # a comparison table is wide: never squeeze it into an 80-column pipe
+    Console(soft_wrap=True, width=max(console.width, 240)).print(table)
 
 
 def main() -> None:

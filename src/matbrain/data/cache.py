@@ -18,12 +18,26 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from matbrain.data.dataset import CrystalDataset
-from matbrain.data.graphs import GRAPH_FORMAT_VERSION, BadStructureError, CrystalGraph, GraphConfig, build_graph
+from matbrain.data.graphs import (
+    GRAPH_FORMAT_VERSION,
+    BadStructureError,
+    CrystalGraph,
+    GraphConfig,
+    build_graph,
+)
 
 log = logging.getLogger(__name__)
 
 _ARRAYS = ("numbers", "center", "neighbor", "vec", "triplet_a", "triplet_b", "cos_angle")
-_COUNTED_BY = {"numbers": "n", "center": "e", "neighbor": "e", "vec": "e", "triplet_a": "t", "triplet_b": "t", "cos_angle": "t"}
+_COUNTED_BY = {
+    "numbers": "n",
+    "center": "e",
+    "neighbor": "e",
+    "vec": "e",
+    "triplet_a": "t",
+    "triplet_b": "t",
+    "cos_angle": "t",
+}
 
 
 def default_cache_dir() -> Path:
@@ -31,7 +45,14 @@ def default_cache_dir() -> Path:
 
 
 def cache_key(dataset: CrystalDataset, config: GraphConfig) -> str:
-    payload = json.dumps({"structures": dataset.structure_hash(), "graph": config.to_dict(), "format": GRAPH_FORMAT_VERSION}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "structures": dataset.structure_hash(),
+            "graph": config.to_dict(),
+            "format": GRAPH_FORMAT_VERSION,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -58,7 +79,9 @@ class GraphSet:
             arrays[name] = np.concatenate(parts) if parts else np.zeros(0)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        meta = json.dumps({"ids": ids, "skipped": self.skipped, "config": self.config.to_dict(), "key": self.key})
+        meta = json.dumps(
+            {"ids": ids, "skipped": self.skipped, "config": self.config.to_dict(), "key": self.key}
+        )
         np.savez(tmp, meta=np.array(meta), **{f"count_{k}": v for k, v in counts.items()}, **arrays)
         os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
 
@@ -76,7 +99,13 @@ class GraphSet:
                 b = bounds[_COUNTED_BY[name]]
                 parts[name] = arrays[name][b[g] : b[g + 1]]
             graphs[sid] = CrystalGraph(**parts)
-        return cls(graphs=graphs, skipped=meta["skipped"], config=GraphConfig(**meta["config"]), key=meta["key"], from_cache=True)
+        return cls(
+            graphs=graphs,
+            skipped=meta["skipped"],
+            config=GraphConfig(**meta["config"]),
+            key=meta["key"],
+            from_cache=True,
+        )
 
 
 def process_dataset(
@@ -99,7 +128,10 @@ def process_dataset(
     graphs: dict[str, CrystalGraph] = {}
     skipped: dict[str, str] = {}
     for sid, atoms in tqdm(
-        list(zip(dataset.ids, dataset.structures, strict=True)), desc="building graphs", unit="structure", disable=not progress
+        list(zip(dataset.ids, dataset.structures, strict=True)),
+        desc="building graphs",
+        unit="structure",
+        disable=not progress,
     ):
         try:
             graphs[sid] = build_graph(atoms, config)

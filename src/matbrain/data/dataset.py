@@ -76,4 +76,7 @@ class CrystalDataset:
         )
 
     def label_counts(self) -> dict[str, int]:
-        return {p.name: int((~np.isnan(self.targets[:, j])).sum()) for j, p in enumerate(self.properties)}
+        return {
+            p.name: int((~np.isnan(self.targets[:, j])).sum())
+            for j, p in enumerate(self.properties)
+        }

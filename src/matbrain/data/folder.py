@@ -68,7 +68,9 @@ def folder_dataset(folder: str | Path, properties: list[Property]) -> CrystalDat
     for msg in bad:
         log.warning("skipped: %s", msg)
     if not ids:
-        raise ValueError(f"{folder}: none of the {len(rows)} structures listed in id_prop.csv could be read")
+        raise ValueError(
+            f"{folder}: none of the {len(rows)} structures listed in id_prop.csv could be read"
+        )
     return CrystalDataset(
         ids=ids,
         structures=structures,

@@ -64,7 +64,9 @@ class CrystalGraph:
         return np.linalg.norm(self.vec, axis=1)
 
 
-def neighbor_pairs(atoms: Atoms, cutoff: float, backend: str = "vesin") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def neighbor_pairs(
+    atoms: Atoms, cutoff: float, backend: str = "vesin"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All periodic pairs within ``cutoff``: (i, j, D) with D the vector i -> j (Å)."""
     if backend == "vesin":
         from vesin import NeighborList
@@ -73,7 +75,11 @@ def neighbor_pairs(atoms: Atoms, cutoff: float, backend: str = "vesin") -> tuple
         i, j, vec = nl.compute(
             points=atoms.positions, box=atoms.cell.array, periodic=True, quantities="ijD"
         )
-        return np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64), np.asarray(vec, dtype=np.float64)
+        return (
+            np.asarray(i, dtype=np.int64),
+            np.asarray(j, dtype=np.int64),
+            np.asarray(vec, dtype=np.float64),
+        )
     if backend == "ase":
         from ase.neighborlist import neighbor_list
 

@@ -65,11 +65,15 @@ def load_jarvis_records(source: str | Path = BUNDLED) -> list[dict[str, Any]]:
         try:
             from jarvis.db.figshare import data as jarvis_data
         except ImportError as exc:
-            raise ImportError("loading the full JARVIS database needs jarvis-tools: pip install jarvis-tools") from exc
+            raise ImportError(
+                "loading the full JARVIS database needs jarvis-tools: pip install jarvis-tools"
+            ) from exc
         return jarvis_data(str(source))
     records = read_json_any(Path(source))
     if not isinstance(records, list) or not records or "atoms" not in records[0]:
-        raise ValueError(f"{source}: not a JARVIS dft_3d file (expected a list of records with 'atoms')")
+        raise ValueError(
+            f"{source}: not a JARVIS dft_3d file (expected a list of records with 'atoms')"
+        )
     return records
 
 
@@ -97,7 +101,12 @@ def jarvis_dataset(properties: list[Property], source: str | Path = BUNDLED) -> 
         ids.append(str(rec["jid"]))
         structures.append(jarvis_atoms_to_ase(rec["atoms"]))
         rows.append(row)
-    log.info("JARVIS %s: %d of %d records have at least one requested label", source, len(ids), len(records))
+    log.info(
+        "JARVIS %s: %d of %d records have at least one requested label",
+        source,
+        len(ids),
+        len(records),
+    )
     return CrystalDataset(
         ids=ids,
         structures=structures,

@@ -44,13 +44,22 @@ class Split:
 
     def summary(self, dataset: CrystalDataset) -> dict[str, Any]:
         counts = {
-            p.name: {ROLE_NAMES[r]: int(self.mask(r, dataset.targets)[:, j].sum()) for r in ROLE_NAMES}
+            p.name: {
+                ROLE_NAMES[r]: int(self.mask(r, dataset.targets)[:, j].sum()) for r in ROLE_NAMES
+            }
             for j, p in enumerate(dataset.properties)
         }
-        return {"kind": self.kind, "seed": self.seed, "dropped_train_labels": self.dropped_train_labels, "labels": counts}
+        return {
+            "kind": self.kind,
+            "seed": self.seed,
+            "dropped_train_labels": self.dropped_train_labels,
+            "labels": counts,
+        }
 
 
-def random_split(n: int, n_properties: int, seed: int, fractions: tuple[float, float] = (0.8, 0.1)) -> Split:
+def random_split(
+    n: int, n_properties: int, seed: int, fractions: tuple[float, float] = (0.8, 0.1)
+) -> Split:
     """Fixed-seed split of structures (80/10/10 by default), shared by all properties."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
@@ -89,7 +98,12 @@ def leaderboard_split(dataset: CrystalDataset, strict: bool = True) -> Split:
         leak = test_structure[:, None] & (roles != TEST) & (roles != UNUSED)
         dropped = int((leak & (roles == TRAIN) & labelled).sum())
         roles[leak] = UNUSED
-    return Split(roles=roles, kind="leaderboard" if strict else "leaderboard-overlap", seed=None, dropped_train_labels=dropped)
+    return Split(
+        roles=roles,
+        kind="leaderboard" if strict else "leaderboard-overlap",
+        seed=None,
+        dropped_train_labels=dropped,
+    )
 
 
 SplitKind = Literal["auto", "leaderboard", "leaderboard-overlap", "random"]
@@ -100,8 +114,12 @@ def make_split(dataset: CrystalDataset, seed: int, kind: SplitKind = "auto") -> 
         kind = "leaderboard" if dataset.is_jarvis else "random"
     if kind in ("leaderboard", "leaderboard-overlap"):
         if not dataset.is_jarvis:
-            raise ValueError("the leaderboard split needs JARVIS ids; use split='random' for this dataset")
+            raise ValueError(
+                "the leaderboard split needs JARVIS ids; use split='random' for this dataset"
+            )
         return leaderboard_split(dataset, strict=kind == "leaderboard")
     if kind != "random":
-        raise ValueError(f"unknown split {kind!r}; valid: auto, leaderboard, leaderboard-overlap, random")
+        raise ValueError(
+            f"unknown split {kind!r}; valid: auto, leaderboard, leaderboard-overlap, random"
+        )
     return random_split(len(dataset), len(dataset.properties), seed)

@@ -44,7 +44,9 @@ def read_structure(path: str | Path) -> Atoms:
             warnings.simplefilter("ignore")
             atoms = read(path, format=fmt, index=0)
     except Exception as exc:  # ASE raises many types for malformed files
-        raise StructureReadError(f"{path}: could not read a structure ({type(exc).__name__}: {exc})") from exc
+        raise StructureReadError(
+            f"{path}: could not read a structure ({type(exc).__name__}: {exc})"
+        ) from exc
     if len(atoms) == 0:
         raise StructureReadError(f"{path}: the file holds no atoms")
     if not atoms.pbc.all() or atoms.cell.rank < 3:

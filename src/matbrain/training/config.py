@@ -22,15 +22,22 @@ class TrainConfig(BaseModel):
 
     algorithm: Literal["e3nn", "cgcnn"] = "e3nn"
     level: Literal["smoke", "lite", "std", "pro", "max"] = "smoke"
-    properties: list[str] = Field(default_factory=lambda: [p.name for p in resolve_properties(None)])
+    properties: list[str] = Field(
+        default_factory=lambda: [p.name for p in resolve_properties(None)]
+    )
     preset: str = "small"
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-5, ge=0)
-    max_samples: int | None = Field(None, ge=2, description="random fixed-seed subset of structures")
+    max_samples: int | None = Field(
+        None, ge=2, description="random fixed-seed subset of structures"
+    )
     seed: int = 42
-    dataset: str = Field("bundled", description="'bundled', 'dft_3d' (jarvis-tools, online), a dft_3d JSON file or a folder with id_prop.csv")
+    dataset: str = Field(
+        "bundled",
+        description="'bundled', 'dft_3d' (jarvis-tools, online), a dft_3d JSON file or a folder with id_prop.csv",
+    )
     split: Literal["auto", "leaderboard", "leaderboard-overlap", "random"] = "auto"
     cutoff_A: float = Field(6.0, gt=0)
     max_neighbors: int = Field(12, ge=1)
@@ -48,7 +55,14 @@ class TrainConfig(BaseModel):
     @field_validator("property_weights")
     @classmethod
     def _known_weight_names(cls, weights: dict[str, float]) -> dict[str, float]:
-        return {p.name: w for p, w in zip(resolve_properties(list(weights)), weights.values(), strict=True)} if weights else {}
+        return (
+            {
+                p.name: w
+                for p, w in zip(resolve_properties(list(weights)), weights.values(), strict=True)
+            }
+            if weights
+            else {}
+        )
 
     def graph_config(self) -> GraphConfig:
         return GraphConfig(cutoff_A=self.cutoff_A, max_neighbors=self.max_neighbors)
@@ -57,7 +71,9 @@ class TrainConfig(BaseModel):
         return [self.property_weights.get(p, 1.0) for p in self.properties]
 
     def config_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[
+            :12
+        ]
 
     def run_group(self) -> str:
         """Folder name of runs of this kind: ``multitask_<level>_<algo>`` or ``<prop>_<level>_<algo>``."""

@@ -47,7 +47,9 @@ def property_metrics(
                 "val_mae": mae(predictions[sel[VAL], j], targets[sel[VAL], j]),
                 "test_mae": test_mae,
                 "test_mad": test_mad,
-                "test_mae_over_mad": test_mae / test_mad if test_mad and test_mad > 0 else float("nan"),
+                "test_mae_over_mad": test_mae / test_mad
+                if test_mad and test_mad > 0
+                else float("nan"),
                 "baseline_train_mean_mae": mae(np.full_like(y_test, train_mean), y_test),
                 "baseline_zero_mae": mae(np.zeros_like(y_test), y_test),
             }

@@ -48,16 +48,26 @@ def prepare_data(config: TrainConfig, progress: bool = True) -> tuple[PreparedDa
     kept = [i for i, sid in enumerate(dataset.ids) if sid in graphs.graphs]
     dataset = dataset.subset(kept)
     if config.max_samples is not None and config.max_samples < len(dataset):
-        pick = np.sort(np.random.default_rng(config.seed).choice(len(dataset), config.max_samples, replace=False))
+        pick = np.sort(
+            np.random.default_rng(config.seed).choice(
+                len(dataset), config.max_samples, replace=False
+            )
+        )
         dataset = dataset.subset(pick)
     split = make_split(dataset, config.seed, config.split)
     normalizer = Normalizer.fit(dataset.targets, split.mask(TRAIN, dataset.targets))
     data = PreparedData(
-        ids=dataset.ids, graphs=[graphs.graphs[i] for i in dataset.ids], targets=dataset.targets, split=split, normalizer=normalizer
+        ids=dataset.ids,
+        graphs=[graphs.graphs[i] for i in dataset.ids],
+        targets=dataset.targets,
+        split=split,
+        normalizer=normalizer,
     )
     for name, counts in split.summary(dataset)["labels"].items():
         if counts["train"] == 0:
-            log.warning("property %s has no training labels in this data; its head learns nothing", name)
+            log.warning(
+                "property %s has no training labels in this data; its head learns nothing", name
+            )
     info = {
         "source": dataset.source,
         "n_structures": len(dataset),
@@ -111,17 +121,28 @@ def run_training(
 
         def write_best(trainer: Trainer) -> None:
             save_artifact(
-                run_dir / "best.pt", trainer.model, props, data.normalizer, config.graph_config(),
+                run_dir / "best.pt",
+                trainer.model,
+                props,
+                data.normalizer,
+                config.graph_config(),
                 extra={"epoch": trainer.epoch, "provenance": provenance},
             )
 
-        trainer = Trainer(model, config, data, run_dir, on_best=write_best, callbacks=callbacks, progress=progress)
+        trainer = Trainer(
+            model, config, data, run_dir, on_best=write_best, callbacks=callbacks, progress=progress
+        )
         if resuming:
             trainer.load_checkpoint()
         log.info(
             "training %s (%s, %d parameters) on %d structures: %d train / %d val / %d test",
-            config.algorithm, config.preset, model.n_parameters(), len(data.ids),
-            len(data.indices(TRAIN)), len(data.indices(VAL)), len(data.indices(TEST)),
+            config.algorithm,
+            config.preset,
+            model.n_parameters(),
+            len(data.ids),
+            len(data.indices(TRAIN)),
+            len(data.indices(VAL)),
+            len(data.indices(TEST)),
         )
         start = time.perf_counter()
         history = trainer.fit()
@@ -157,7 +178,9 @@ def _throughput(history: list[dict[str, Any]], n_train: int) -> float:
     return n_train * len(seconds) / sum(seconds) if seconds and sum(seconds) > 0 else float("nan")
 
 
-def evaluate_run(run_dir: Path, data: PreparedData, trainer: Trainer, props: list[Any]) -> list[dict[str, Any]]:
+def evaluate_run(
+    run_dir: Path, data: PreparedData, trainer: Trainer, props: list[Any]
+) -> list[dict[str, Any]]:
     """Metrics, predictions and plots of the best model on every labelled structure."""
     best = load_artifact(run_dir / "best.pt", device=trainer.device)
     trainer.model.load_state_dict(best.model.state_dict())
@@ -170,15 +193,21 @@ def evaluate_run(run_dir: Path, data: PreparedData, trainer: Trainer, props: lis
     for j, prop in enumerate(props):
         mask = data.split.mask(TEST, data.targets)[:, j]
         plots.parity_plot(
-            data.targets[mask, j], predictions[mask, j], f"{prop.description} (test)", prop.unit,
-            run_dir / "plots" / f"parity_{prop.name}.png", mae=rows[j]["test_mae"] if mask.any() else None,
+            data.targets[mask, j],
+            predictions[mask, j],
+            f"{prop.description} (test)",
+            prop.unit,
+            run_dir / "plots" / f"parity_{prop.name}.png",
+            mae=rows[j]["test_mae"] if mask.any() else None,
         )
     if trainer.history:
         plots.learning_curves(trainer.history, run_dir / "plots" / "learning_curves.png")
     return rows
 
 
-def _write_predictions(path: Path, data: PreparedData, predictions: np.ndarray, props: list[Any]) -> None:
+def _write_predictions(
+    path: Path, data: PreparedData, predictions: np.ndarray, props: list[Any]
+) -> None:
     import pandas as pd
 
     role_names = {TRAIN: "train", VAL: "val", TEST: "test"}

@@ -17,7 +17,9 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-def parity_plot(true: np.ndarray, pred: np.ndarray, title: str, unit: str, path: Path, mae: float | None = None) -> None:
+def parity_plot(
+    true: np.ndarray, pred: np.ndarray, title: str, unit: str, path: Path, mae: float | None = None
+) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
     if len(true):
@@ -30,7 +32,9 @@ def parity_plot(true: np.ndarray, pred: np.ndarray, title: str, unit: str, path:
     label = f" ({unit})" if unit else ""
     ax.set_xlabel(f"DFT{label}")
     ax.set_ylabel(f"predicted{label}")
-    subtitle = f"\nMAE {mae:.4g}{' ' + unit if unit else ''}, n={len(true)}" if mae is not None else ""
+    subtitle = (
+        f"\nMAE {mae:.4g}{' ' + unit if unit else ''}, n={len(true)}" if mae is not None else ""
+    )
     ax.set_title(f"{title}{subtitle}", fontsize=10)
     ax.set_aspect("equal")
     fig.tight_layout()

@@ -35,7 +35,11 @@ def latest_unfinished_run(root: Path, group: str) -> Path | None:
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -78,7 +78,9 @@ class Trainer:
         if len(self.train_idx) == 0:
             raise ValueError("no training labels: check the properties, the split and max_samples")
         self.weights = torch.tensor(config.weights(), dtype=torch.float32, device=self.device)
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
         steps = config.epochs * math.ceil(len(self.train_idx) / config.batch_size)
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer, max_lr=config.lr, total_steps=steps, pct_start=0.3
@@ -93,13 +95,19 @@ class Trainer:
         mask = None
         if role is not None:
             mask = self.data.split.mask(role, self.data.targets)[idx]
-        return collate([self.data.graphs[i] for i in idx], self.data.normalized[idx], mask).to(self.device)
+        return collate([self.data.graphs[i] for i in idx], self.data.normalized[idx], mask).to(
+            self.device
+        )
 
-    def _batches(self, indices: np.ndarray, role: int | None, shuffle_epoch: int | None = None) -> list[np.ndarray]:
+    def _batches(
+        self, indices: np.ndarray, role: int | None, shuffle_epoch: int | None = None
+    ) -> list[np.ndarray]:
         order = np.asarray(indices)
         if shuffle_epoch is not None:
             # the order depends only on (seed, epoch), so a resumed run sees the same batches
-            order = np.random.default_rng(self.config.seed + 1000 * shuffle_epoch).permutation(order)
+            order = np.random.default_rng(self.config.seed + 1000 * shuffle_epoch).permutation(
+                order
+            )
         bs = self.config.batch_size
         return [order[i : i + bs] for i in range(0, len(order), bs)]
 
@@ -108,12 +116,20 @@ class Trainer:
         self.model.train()
         total, count = 0.0, 0
         chunks = self._batches(self.train_idx, TRAIN, shuffle_epoch=epoch)
-        for idx in tqdm(chunks, desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress, unit="batch"):
+        for idx in tqdm(
+            chunks, desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress, unit="batch"
+        ):
             batch = self._batch(idx, TRAIN)
-            if len(idx) == 1 and self.model.training and any(isinstance(m, torch.nn.BatchNorm1d) for m in self.model.modules()):
+            if (
+                len(idx) == 1
+                and self.model.training
+                and any(isinstance(m, torch.nn.BatchNorm1d) for m in self.model.modules())
+            ):
                 continue  # batch norm cannot train on a single graph with a single atom
             pred = self.model(batch)
-            loss = masked_loss(pred, batch.targets, batch.label_mask, self.weights, self.config.loss)
+            loss = masked_loss(
+                pred, batch.targets, batch.label_mask, self.weights, self.config.loss
+            )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
@@ -127,7 +143,9 @@ class Trainer:
     @torch.no_grad()
     def predict_normalized(self, indices: np.ndarray) -> np.ndarray:
         self.model.eval()
-        out = [self.model(self._batch(idx, None)).cpu().numpy() for idx in self._batches(indices, None)]
+        out = [
+            self.model(self._batch(idx, None)).cpu().numpy() for idx in self._batches(indices, None)
+        ]
         return np.concatenate(out) if out else np.zeros((0, len(self.config.properties)))
 
     def validate(self) -> tuple[float, dict[str, float]]:
@@ -138,20 +156,29 @@ class Trainer:
         mask = self.data.split.mask(VAL, self.data.targets)[self.val_idx]
         target = self.data.normalized[self.val_idx]
         loss = masked_loss(
-            torch.from_numpy(pred), torch.from_numpy(target).float(), torch.from_numpy(mask), self.weights.cpu(), self.config.loss
+            torch.from_numpy(pred),
+            torch.from_numpy(target).float(),
+            torch.from_numpy(mask),
+            self.weights.cpu(),
+            self.config.loss,
         )
         per_prop = {}
         for j, name in enumerate(self.config.properties):
             m = mask[:, j]
-            per_prop[name] = float(np.abs(pred[m, j] - target[m, j]).mean()) if m.any() else float("nan")
+            per_prop[name] = (
+                float(np.abs(pred[m, j] - target[m, j]).mean()) if m.any() else float("nan")
+            )
         return float(loss), per_prop
 
     # ---------------------------------------------------------------- loop
     def fit(self) -> list[dict[str, Any]]:
         """Run the remaining epochs. On Ctrl-C the last finished epoch stays resumable."""
         bar = tqdm(
-            total=self.config.epochs, initial=self.epoch, desc=f"{self.config.algorithm} {self.config.level}",
-            unit="epoch", disable=not self.progress,
+            total=self.config.epochs,
+            initial=self.epoch,
+            desc=f"{self.config.algorithm} {self.config.level}",
+            unit="epoch",
+            disable=not self.progress,
         )
         try:
             while self.epoch < self.config.epochs:
@@ -177,13 +204,23 @@ class Trainer:
                         self.on_best(self)
                 self.save_checkpoint()
                 bar.update(1)
-                bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}", best=self.best_epoch)
-                log.info("epoch %d: train %.4f val %.4f score %.4f", self.epoch, train_loss, val_loss, score)
+                bar.set_postfix(
+                    train=f"{train_loss:.3f}", val=f"{val_loss:.3f}", best=self.best_epoch
+                )
+                log.info(
+                    "epoch %d: train %.4f val %.4f score %.4f",
+                    self.epoch,
+                    train_loss,
+                    val_loss,
+                    score,
+                )
                 for callback in self.callbacks:
                     callback(self, record)
         except KeyboardInterrupt:
             log.warning(
-                "interrupted after epoch %d; resume with: matbrain train --resume-run %s", self.epoch, self.run_dir
+                "interrupted after epoch %d; resume with: matbrain train --resume-run %s",
+                self.epoch,
+                self.run_dir,
             )
             raise
         finally:
@@ -216,7 +253,9 @@ class Trainer:
         # our own file, written above; it holds RNG states that weights-only loading refuses
         state = torch.load(path, map_location=self.device, weights_only=False)
         if state["config_hash"] != self.config.config_hash():
-            raise ValueError(f"{path} was written with a different config; cannot resume it with this one")
+            raise ValueError(
+                f"{path} was written with a different config; cannot resume it with this one"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up everything matbrain needs in a virtual environment (default .venv; MATBRAIN_VENV to move it).
+# Idempotent: a rerun with unchanged requirements does nothing; pip's download cache makes a
+# rebuild cheap.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${MATBRAIN_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "matbrain needs Python >= 3.10")'
+stamp="$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)"
+if [ -f "$VENV/.matbrain-stamp" ] && [ "$(cat "$VENV/.matbrain-stamp")" = "$stamp" ]; then
+  echo "matbrain environment up to date ($VENV)"
+  exit 0
+fi
+echo "setting up matbrain in $VENV (first time: about 5 minutes)"
+"$PYTHON" -m venv "$VENV"
+# torch first, pinned exactly: a looser pin would pull a multi-GB CUDA build on a CPU machine
+"$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==2.13.0"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -e .
+"$VENV/bin/python" -c "import matbrain, torch, e3nn; print('matbrain', matbrain.__version__, 'torch', torch.__version__, 'e3nn', e3nn.__version__)"
+echo "$stamp" > "$VENV/.matbrain-stamp"
