@@ -94,11 +94,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n-large", type=int, default=50_000)
+    parser.add_argument("--with-ase", action="store_true", help="also time matbrain with the ASE neighbour-list backend")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     rows = []
     for n in (940, args.n_large):
-        for kind in ("matbrain-vesin", "matbrain-ase", "pymatgen"):
+        for kind in ("matbrain-vesin", *(["matbrain-ase"] if args.with_ase else []), "pymatgen"):
             row = measure(kind, n)
             rows.append(row)
             print(
