@@ -1,0 +1,66 @@
+"""What every property model shares: presets, hyperparameters, multi-task heads, pooling."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from matbrain.data.batching import GraphBatch
+
+
+def scatter_mean(src: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
+    """Mean of rows of ``src`` grouped by ``index`` into ``n`` groups (graph read-out)."""
+    total = torch.zeros((n, src.shape[1]), dtype=src.dtype, device=src.device).index_add_(0, index, src)
+    count = torch.zeros(n, dtype=src.dtype, device=src.device).index_add_(0, index, torch.ones_like(index, dtype=src.dtype))
+    return total / count.clamp(min=1).unsqueeze(1)
+
+
+def scatter_sum(src: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
+    return torch.zeros((n, *src.shape[1:]), dtype=src.dtype, device=src.device).index_add_(0, index, src)
+
+
+class MultiTaskHeads(nn.Module):
+    """One small MLP per property on a shared graph embedding; output (B, n_properties)."""
+
+    def __init__(self, in_dim: int, n_properties: int, hidden: int) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(in_dim, hidden), nn.SiLU(), nn.Linear(hidden, 1)) for _ in range(n_properties)
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.cat([head(h) for head in self.heads], dim=1)
+
+
+class PropertyModel(nn.Module):
+    """Base class: a shared encoder, one head per property, normalised outputs.
+
+    Subclasses define ``name``, ``PRESETS`` (name -> hyperparameters) and ``encode`` returning a
+    (n_graphs, embed_dim) invariant embedding.
+    """
+
+    name: ClassVar[str]
+    PRESETS: ClassVar[dict[str, dict[str, Any]]]
+
+    def __init__(self, n_properties: int, **hyperparameters: Any) -> None:
+        super().__init__()
+        self.n_properties = n_properties
+        self.hyperparameters = dict(hyperparameters)
+
+    @classmethod
+    def from_preset(cls, preset: str, n_properties: int, **overrides: Any) -> PropertyModel:
+        if preset not in cls.PRESETS:
+            raise ValueError(f"unknown {cls.name} preset {preset!r}; valid: {', '.join(cls.PRESETS)}")
+        return cls(n_properties=n_properties, **{**cls.PRESETS[preset], **overrides})
+
+    def encode(self, batch: GraphBatch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, batch: GraphBatch) -> torch.Tensor:
+        """Normalised predictions, (n_graphs, n_properties)."""
+        return self.heads(self.encode(batch))
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -1,0 +1,26 @@
+"""Registry of property-model classes by name, imported only when asked for."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matbrain.models.base import PropertyModel
+
+_MODELS: dict[str, str] = {
+    "cgcnn": "matbrain.models.cgcnn:CGCNN",
+    "e3nn": "matbrain.models.e3nn_net:E3nnNet",
+}
+MODEL_NAMES = tuple(_MODELS)
+
+
+class UnknownModelError(ValueError):
+    pass
+
+
+def get_model_class(name: str) -> type[PropertyModel]:
+    if name not in _MODELS:
+        raise UnknownModelError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")
+    module, cls = _MODELS[name].split(":")
+    return getattr(importlib.import_module(module), cls)

@@ -1,0 +1,67 @@
+"""Physics every property model must obey: invariance to rotation, translation, permutation, supercell."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from scipy.spatial.transform import Rotation
+
+from matbrain.data.batching import collate
+from matbrain.data.graphs import GraphConfig, build_graph
+from matbrain.models import MODEL_NAMES, get_model_class
+
+CONFIG = GraphConfig(cutoff_A=5.0, max_neighbors=12)
+
+
+def predict(model, structures: list[Atoms]) -> np.ndarray:
+    with torch.no_grad():
+        return model(collate([build_graph(a, CONFIG) for a in structures])).numpy()
+
+
+@pytest.fixture(params=MODEL_NAMES)
+def model(request):
+    torch.manual_seed(0)
+    m = get_model_class(request.param).from_preset("small", n_properties=3, cutoff=CONFIG.cutoff_A)
+    m.eval()
+    # a trained-looking batch-norm state, so that eval mode is not the identity
+    for module in m.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.normal_(0, 0.3)
+            module.running_var.uniform_(0.5, 2.0)
+    return m
+
+
+def test_rotation_and_translation(model, triclinic):
+    moved = triclinic.copy()
+    R = Rotation.random(random_state=7).as_matrix()
+    moved.set_cell(triclinic.cell.array @ R.T, scale_atoms=False)
+    moved.positions = triclinic.positions @ R.T + np.array([0.7, -1.3, 2.1])
+    a, b = predict(model, [triclinic, moved])
+    assert np.allclose(a, b, atol=1e-4), (a, b)
+
+
+def test_permutation_of_atoms(model, triclinic):
+    order = np.random.default_rng(0).permutation(len(triclinic))
+    a, b = predict(model, [triclinic, triclinic[order]])
+    assert np.allclose(a, b, atol=1e-5)
+
+
+def test_supercell_gives_the_same_prediction(model, triclinic):
+    a, b = predict(model, [triclinic, triclinic.repeat((2, 2, 1))])
+    assert np.allclose(a, b, atol=1e-4)
+
+
+def test_prediction_changes_when_the_structure_does(model, triclinic):
+    strained = triclinic.copy()
+    strained.set_cell(triclinic.cell.array * 1.08, scale_atoms=True)
+    a, b = predict(model, [triclinic, strained])
+    assert not np.allclose(a, b, atol=1e-4)
+
+
+def test_batched_equals_one_by_one(model, bundled_structures):
+    structures = bundled_structures.structures[:5]
+    together = predict(model, structures)
+    alone = np.concatenate([predict(model, [s]) for s in structures])
+    assert np.allclose(together, alone, atol=1e-5)
