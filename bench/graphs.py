@@ -94,7 +94,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n-large", type=int, default=50_000)
-    parser.add_argument("--with-ase", action="store_true", help="also time matbrain with the ASE neighbour-list backend")
+    parser.add_argument(
+        "--with-ase",
+        action="store_true",
+        help="also time matbrain with the ASE neighbour-list backend",
+    )
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     rows = []

@@ -15,6 +15,7 @@ from matbrain.data.batching import collate
 from matbrain.data.graphs import BadStructureError, build_graph
 from matbrain.data.structures import StructureReadError, is_structure_file, read_structure
 from matbrain.models.artifact import LoadedModel, load_artifact
+from matbrain.properties import clip_to_physical
 from matbrain.training.trainer import pick_device
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ class Predictor:
             batch = collate(graphs[i : i + self.batch_size]).to(self.device)
             out.append(self.model(batch).cpu().numpy())
         normalized = np.concatenate(out) if out else np.zeros((0, len(self.columns)))
-        return self.loaded.normalizer.denormalize(normalized)
+        return clip_to_physical(
+            self.loaded.normalizer.denormalize(normalized), self.loaded.properties
+        )
 
     def predict_files(self, paths: list[Path]) -> PredictionResult:
         """Predict every readable file; unreadable or unphysical ones are reported and skipped."""

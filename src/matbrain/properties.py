@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Property:
@@ -16,28 +18,36 @@ class Property:
     key : the key of the property in JARVIS dft_3d records
     unit : unit of the values ("" for dimensionless)
     description : one line for humans
+    non_negative : predictions are clipped at 0 (band gaps, |d_ij|, spillage, hull energy)
     """
 
     name: str
     key: str
     unit: str
     description: str
+    non_negative: bool = False
 
 
 PROPERTIES: tuple[Property, ...] = (
     Property(
         "formation_energy", "formation_energy_peratom", "eV/atom", "formation energy per atom"
     ),
-    Property("band_gap", "optb88vdw_bandgap", "eV", "OptB88vdW band gap"),
-    Property("mbj_gap", "mbj_bandgap", "eV", "TBmBJ band gap"),
+    Property("band_gap", "optb88vdw_bandgap", "eV", "OptB88vdW band gap", non_negative=True),
+    Property("mbj_gap", "mbj_bandgap", "eV", "TBmBJ band gap", non_negative=True),
     Property("bulk_modulus", "bulk_modulus_kv", "GPa", "Voigt bulk modulus Kv"),
     Property("shear_modulus", "shear_modulus_gv", "GPa", "Voigt shear modulus Gv"),
     Property("dielectric", "epsx", "", "dielectric constant (x, OptB88vdW, no ionic part)"),
     Property(
-        "piezo_max_dij", "dfpt_piezo_max_dij", "pC/N", "max piezoelectric coefficient dij (DFPT)"
+        "piezo_max_dij",
+        "dfpt_piezo_max_dij",
+        "pC/N",
+        "max piezoelectric coefficient dij (DFPT)",
+        non_negative=True,
     ),
-    Property("spillage", "spillage", "", "spin-orbit spillage (topological indicator)"),
-    Property("ehull", "ehull", "eV/atom", "energy above the convex hull"),
+    Property(
+        "spillage", "spillage", "", "spin-orbit spillage (topological indicator)", non_negative=True
+    ),
+    Property("ehull", "ehull", "eV/atom", "energy above the convex hull", non_negative=True),
 )
 
 _BY_NAME = {p.name: p for p in PROPERTIES}
@@ -76,6 +86,12 @@ def resolve_properties(names: Iterable[str] | None) -> list[Property]:
             seen.add(p.name)
             unique.append(p)
     return unique
+
+
+def clip_to_physical(values: np.ndarray, properties: Sequence[Property]) -> np.ndarray:
+    """Clip (n, n_properties) predictions of non-negative properties at 0."""
+    lower = np.array([0.0 if p.non_negative else -np.inf for p in properties])
+    return np.maximum(values, lower)
 
 
 def property_names(props: Sequence[Property]) -> list[str]:

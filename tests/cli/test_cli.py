@@ -77,6 +77,7 @@ def test_predict_folder_to_csv_skips_unreadable_files(trained, tmp_path):
     assert len(table) == len(list(EXAMPLES.glob("*.cif")))
     assert list(table.columns[:2]) == ["file", "formula"] and "spillage" in table.columns
     assert table.drop(columns=["file", "formula"]).notna().all().all()
+    assert (table[["band_gap", "mbj_gap", "ehull", "spillage", "piezo_max_dij"]] >= 0).all().all()
 
 
 def test_bad_inputs_give_clear_errors(trained, tmp_path):

@@ -8,7 +8,12 @@ from matbrain.data.folder import folder_dataset
 from matbrain.data.jarvis import jarvis_dataset, load_jarvis_records
 from matbrain.data.sources import load_dataset
 from matbrain.data.splits import TEST, TRAIN, UNUSED, VAL, leaderboard_split, random_split
-from matbrain.properties import UnknownPropertyError, get_property, resolve_properties
+from matbrain.properties import (
+    UnknownPropertyError,
+    clip_to_physical,
+    get_property,
+    resolve_properties,
+)
 
 
 def test_catalogue_and_unknown_names():
@@ -17,6 +22,12 @@ def test_catalogue_and_unknown_names():
     assert get_property("epsx").name == "dielectric"
     with pytest.raises(UnknownPropertyError, match="valid names: formation_energy"):
         get_property("band_gapp")
+
+
+def test_non_negative_properties_are_clipped_and_others_not():
+    props = resolve_properties(["formation_energy", "band_gap", "ehull"])
+    clipped = clip_to_physical(np.array([[-1.0, -0.2, -0.01], [0.5, 1.2, 0.3]]), props)
+    assert np.array_equal(clipped, [[-1.0, 0.0, 0.0], [0.5, 1.2, 0.3]])
 
 
 def test_bundled_subset_keeps_structures_with_missing_labels(bundled_structures):

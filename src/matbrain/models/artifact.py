@@ -79,7 +79,9 @@ def load_artifact(path: str | Path, device: str | torch.device = "cpu") -> Loade
     if not isinstance(data, dict) or data.get("format") != ARTIFACT_FORMAT:
         raise ValueError(f"{path}: not a matbrain property-model artifact")
     if data["format_version"] > ARTIFACT_VERSION:
-        raise ValueError(f"{path}: artifact format {data['format_version']} is newer than this matbrain reads")
+        raise ValueError(
+            f"{path}: artifact format {data['format_version']} is newer than this matbrain reads"
+        )
     properties = [get_property(n) for n in data["properties"]]
     model = get_model_class(data["model"])(n_properties=len(properties), **data["hyperparameters"])
     model.load_state_dict(data.pop("state_dict"))

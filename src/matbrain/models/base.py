@@ -12,13 +12,19 @@ from matbrain.data.batching import GraphBatch
 
 def scatter_mean(src: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
     """Mean of rows of ``src`` grouped by ``index`` into ``n`` groups (graph read-out)."""
-    total = torch.zeros((n, src.shape[1]), dtype=src.dtype, device=src.device).index_add_(0, index, src)
-    count = torch.zeros(n, dtype=src.dtype, device=src.device).index_add_(0, index, torch.ones_like(index, dtype=src.dtype))
+    total = torch.zeros((n, src.shape[1]), dtype=src.dtype, device=src.device).index_add_(
+        0, index, src
+    )
+    count = torch.zeros(n, dtype=src.dtype, device=src.device).index_add_(
+        0, index, torch.ones_like(index, dtype=src.dtype)
+    )
     return total / count.clamp(min=1).unsqueeze(1)
 
 
 def scatter_sum(src: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
-    return torch.zeros((n, *src.shape[1:]), dtype=src.dtype, device=src.device).index_add_(0, index, src)
+    return torch.zeros((n, *src.shape[1:]), dtype=src.dtype, device=src.device).index_add_(
+        0, index, src
+    )
 
 
 class MultiTaskHeads(nn.Module):
@@ -27,7 +33,8 @@ class MultiTaskHeads(nn.Module):
     def __init__(self, in_dim: int, n_properties: int, hidden: int) -> None:
         super().__init__()
         self.heads = nn.ModuleList(
-            nn.Sequential(nn.Linear(in_dim, hidden), nn.SiLU(), nn.Linear(hidden, 1)) for _ in range(n_properties)
+            nn.Sequential(nn.Linear(in_dim, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+            for _ in range(n_properties)
         )
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -52,7 +59,9 @@ class PropertyModel(nn.Module):
     @classmethod
     def from_preset(cls, preset: str, n_properties: int, **overrides: Any) -> PropertyModel:
         if preset not in cls.PRESETS:
-            raise ValueError(f"unknown {cls.name} preset {preset!r}; valid: {', '.join(cls.PRESETS)}")
+            raise ValueError(
+                f"unknown {cls.name} preset {preset!r}; valid: {', '.join(cls.PRESETS)}"
+            )
         return cls(n_properties=n_properties, **{**cls.PRESETS[preset], **overrides})
 
     def encode(self, batch: GraphBatch) -> torch.Tensor:

@@ -26,7 +26,9 @@ class CGConv(nn.Module):
         self.bn_edges = nn.BatchNorm1d(2 * atom_dim)
         self.bn_atoms = nn.BatchNorm1d(atom_dim)
 
-    def forward(self, x: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, e: torch.Tensor
+    ) -> torch.Tensor:
         z = self.bn_edges(self.fc(torch.cat([x[center], x[neighbor], e], dim=1)))
         gate, core = z.chunk(2, dim=1)
         messages = torch.sigmoid(gate) * F.softplus(core)
@@ -51,7 +53,12 @@ class CGCNN(PropertyModel):
         gaussian_step: float = 0.2,
     ) -> None:
         super().__init__(
-            n_properties, atom_dim=atom_dim, n_conv=n_conv, hidden_dim=hidden_dim, cutoff=cutoff, gaussian_step=gaussian_step
+            n_properties,
+            atom_dim=atom_dim,
+            n_conv=n_conv,
+            hidden_dim=hidden_dim,
+            cutoff=cutoff,
+            gaussian_step=gaussian_step,
         )
         self.cutoff, self.step = cutoff, gaussian_step
         edge_dim = len(torch.arange(0.0, cutoff + gaussian_step, gaussian_step))

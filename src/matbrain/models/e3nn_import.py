@@ -14,7 +14,9 @@ import warnings
 
 # e3nn scripts its modules with TorchScript on construction, which warns on every layer.
 warnings.filterwarnings("ignore", message="The TorchScript type system", category=UserWarning)
-warnings.filterwarnings("ignore", message="Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", category=UserWarning)
+warnings.filterwarnings(
+    "ignore", message="Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", category=UserWarning
+)
 
 
 def import_e3nn() -> tuple[types.ModuleType, types.ModuleType, types.ModuleType]:

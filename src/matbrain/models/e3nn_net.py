@@ -37,15 +37,29 @@ def hidden_irreps(mul: int, lmax: int) -> Any:
 class Interaction(nn.Module):
     """Tensor-product convolution followed by a gate, with a linear self-connection."""
 
-    def __init__(self, irreps_in: Any, irreps_hidden: Any, irreps_sh: Any, n_edge_features: int, radial_hidden: int, avg_neighbors: float) -> None:
+    def __init__(
+        self,
+        irreps_in: Any,
+        irreps_hidden: Any,
+        irreps_sh: Any,
+        n_edge_features: int,
+        radial_hidden: int,
+        avg_neighbors: float,
+    ) -> None:
         super().__init__()
         self.avg_neighbors = avg_neighbors
-        reachable = {ir_out for _, ir_in in irreps_in for _, ir_sh in irreps_sh for ir_out in ir_in * ir_sh}
+        reachable = {
+            ir_out for _, ir_in in irreps_in for _, ir_sh in irreps_sh for ir_out in ir_in * ir_sh
+        }
         scalars = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l == 0 and ir in reachable])
         gated = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l > 0 and ir in reachable])
         gates = o3.Irreps([(m, "0e") for m, _ in gated])
         self.gate = e3nn_nn.Gate(
-            scalars, [F.silu if ir.p == 1 else torch.tanh for _, ir in scalars], gates, [torch.sigmoid] * len(gates), gated
+            scalars,
+            [F.silu if ir.p == 1 else torch.tanh for _, ir in scalars],
+            gates,
+            [torch.sigmoid] * len(gates),
+            gated,
         )
         target = self.gate.irreps_in
         mid, instructions = [], []
@@ -57,13 +71,29 @@ class Interaction(nn.Module):
                         mid.append((mul, ir_out))
         mid_irreps, perm, _ = o3.Irreps(mid).sort()
         instructions = [(a, b, perm[k], mode, train) for a, b, k, mode, train in instructions]
-        self.tp = o3.TensorProduct(irreps_in, irreps_sh, mid_irreps, instructions, shared_weights=False, internal_weights=False)
-        self.radial = e3nn_nn.FullyConnectedNet([n_edge_features, radial_hidden, radial_hidden, self.tp.weight_numel], F.silu)
+        self.tp = o3.TensorProduct(
+            irreps_in,
+            irreps_sh,
+            mid_irreps,
+            instructions,
+            shared_weights=False,
+            internal_weights=False,
+        )
+        self.radial = e3nn_nn.FullyConnectedNet(
+            [n_edge_features, radial_hidden, radial_hidden, self.tp.weight_numel], F.silu
+        )
         self.linear = o3.Linear(mid_irreps.simplify(), target)
         self.self_connection = o3.Linear(irreps_in, target)
         self.irreps_out = self.gate.irreps_out
 
-    def forward(self, x: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, sh: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        center: torch.Tensor,
+        neighbor: torch.Tensor,
+        sh: torch.Tensor,
+        edge_features: torch.Tensor,
+    ) -> torch.Tensor:
         messages = self.tp(x[neighbor], sh, self.radial(edge_features))
         aggregated = scatter_sum(messages, center, x.shape[0]) / math.sqrt(self.avg_neighbors)
         return self.gate(self.linear(aggregated) + self.self_connection(x))
@@ -72,9 +102,30 @@ class Interaction(nn.Module):
 class E3nnNet(PropertyModel):
     name = "e3nn"
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "small": {"mul": 16, "lmax": 1, "n_layers": 2, "n_radial": 8, "n_angular": 8, "radial_hidden": 32},
-        "medium": {"mul": 32, "lmax": 2, "n_layers": 3, "n_radial": 10, "n_angular": 8, "radial_hidden": 64},
-        "large": {"mul": 64, "lmax": 2, "n_layers": 4, "n_radial": 12, "n_angular": 12, "radial_hidden": 64},
+        "small": {
+            "mul": 16,
+            "lmax": 1,
+            "n_layers": 2,
+            "n_radial": 8,
+            "n_angular": 8,
+            "radial_hidden": 32,
+        },
+        "medium": {
+            "mul": 32,
+            "lmax": 2,
+            "n_layers": 3,
+            "n_radial": 10,
+            "n_angular": 8,
+            "radial_hidden": 64,
+        },
+        "large": {
+            "mul": 64,
+            "lmax": 2,
+            "n_layers": 4,
+            "n_radial": 12,
+            "n_angular": 12,
+            "radial_hidden": 64,
+        },
     }
 
     def __init__(
@@ -90,34 +141,56 @@ class E3nnNet(PropertyModel):
         avg_neighbors: float = 12.0,
     ) -> None:
         super().__init__(
-            n_properties, mul=mul, lmax=lmax, n_layers=n_layers, n_radial=n_radial, n_angular=n_angular,
-            radial_hidden=radial_hidden, cutoff=cutoff, avg_neighbors=avg_neighbors,
+            n_properties,
+            mul=mul,
+            lmax=lmax,
+            n_layers=n_layers,
+            n_radial=n_radial,
+            n_angular=n_angular,
+            radial_hidden=radial_hidden,
+            cutoff=cutoff,
+            avg_neighbors=avg_neighbors,
         )
-        self.cutoff, self.n_radial, self.n_angular, self.avg_neighbors = cutoff, n_radial, n_angular, avg_neighbors
+        self.cutoff, self.n_radial, self.n_angular, self.avg_neighbors = (
+            cutoff,
+            n_radial,
+            n_angular,
+            avg_neighbors,
+        )
         self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
         self.embedding = nn.Embedding(119, mul)
         irreps = o3.Irreps(f"{mul}x0e")
         hidden = hidden_irreps(mul, lmax)
         self.layers = nn.ModuleList()
         for _ in range(n_layers):
-            layer = Interaction(irreps, hidden, self.irreps_sh, n_radial + n_angular, radial_hidden, avg_neighbors)
+            layer = Interaction(
+                irreps, hidden, self.irreps_sh, n_radial + n_angular, radial_hidden, avg_neighbors
+            )
             self.layers.append(layer)
             irreps = layer.irreps_out
         self.readout = o3.Linear(irreps, o3.Irreps(f"{mul}x0e"))
-        self.atom_mlp = nn.Sequential(nn.Linear(mul, 2 * mul), nn.SiLU(), nn.Linear(2 * mul, 2 * mul))
+        self.atom_mlp = nn.Sequential(
+            nn.Linear(mul, 2 * mul), nn.SiLU(), nn.Linear(2 * mul, 2 * mul)
+        )
         self.heads = MultiTaskHeads(2 * mul, n_properties, 2 * mul)
 
     def edge_features(self, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Spherical harmonics of edge directions and invariant edge features (radial + angular)."""
         length = batch.vec.norm(dim=1)
-        sh = o3.spherical_harmonics(self.irreps_sh, batch.vec, normalize=True, normalization="component")
+        sh = o3.spherical_harmonics(
+            self.irreps_sh, batch.vec, normalize=True, normalization="component"
+        )
         radial = e3nn_math.soft_one_hot_linspace(
             length, 0.0, self.cutoff, self.n_radial, basis="smooth_finite", cutoff=True
         ) * math.sqrt(self.n_radial)
         # three-body term: for edge a (i->j), a basis of the angles j-i-k to the other bonds i->k,
         # each weighted by a smooth function of |r_ik| that vanishes at the cutoff
-        weight_b = e3nn_math.soft_one_hot_linspace(length, 0.0, self.cutoff, 1, basis="smooth_finite", cutoff=True)[:, 0]
-        angular = e3nn_math.soft_one_hot_linspace(batch.cos_angle, -1.0, 1.0, self.n_angular, basis="gaussian", cutoff=False)
+        weight_b = e3nn_math.soft_one_hot_linspace(
+            length, 0.0, self.cutoff, 1, basis="smooth_finite", cutoff=True
+        )[:, 0]
+        angular = e3nn_math.soft_one_hot_linspace(
+            batch.cos_angle, -1.0, 1.0, self.n_angular, basis="gaussian", cutoff=False
+        )
         angular = angular * weight_b[batch.triplet_b].unsqueeze(1)
         angular = scatter_sum(angular, batch.triplet_a, len(length)) / self.avg_neighbors
         return sh, torch.cat([radial, angular], dim=1)

@@ -19,7 +19,7 @@ from matbrain.data.sources import load_dataset
 from matbrain.data.splits import TEST, TRAIN, VAL, make_split
 from matbrain.models.artifact import load_artifact, save_artifact
 from matbrain.models.registry import get_model_class
-from matbrain.properties import resolve_properties
+from matbrain.properties import clip_to_physical, resolve_properties
 from matbrain.training import plots
 from matbrain.training.config import TrainConfig
 from matbrain.training.loss import Normalizer
@@ -185,7 +185,9 @@ def evaluate_run(
     best = load_artifact(run_dir / "best.pt", device=trainer.device)
     trainer.model.load_state_dict(best.model.state_dict())
     everything = np.arange(len(data.ids))
-    predictions = data.normalizer.denormalize(trainer.predict_normalized(everything))
+    predictions = clip_to_physical(
+        data.normalizer.denormalize(trainer.predict_normalized(everything)), props
+    )
     rows = property_metrics(props, predictions, data.targets, data.split)
     (run_dir / "metrics.json").write_text(json.dumps(rows, indent=1))
     write_metrics_csv(rows, run_dir / "metrics.csv")
