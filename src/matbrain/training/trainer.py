@@ -77,6 +77,7 @@ class Trainer:
         self.train_idx, self.val_idx = data.indices(TRAIN), data.indices(VAL)
         if len(self.train_idx) == 0:
             raise ValueError("no training labels: check the properties, the split and max_samples")
+        self._has_batchnorm = any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
         self.weights = torch.tensor(config.weights(), dtype=torch.float32, device=self.device)
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay
@@ -119,13 +120,9 @@ class Trainer:
         for idx in tqdm(
             chunks, desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress, unit="batch"
         ):
-            batch = self._batch(idx, TRAIN)
-            if (
-                len(idx) == 1
-                and self.model.training
-                and any(isinstance(m, torch.nn.BatchNorm1d) for m in self.model.modules())
-            ):
+            if len(idx) == 1 and self._has_batchnorm:
                 continue  # batch norm cannot train on a single graph with a single atom
+            batch = self._batch(idx, TRAIN)
             pred = self.model(batch)
             loss = masked_loss(
                 pred, batch.targets, batch.label_mask, self.weights, self.config.loss
