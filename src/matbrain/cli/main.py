@@ -12,6 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from matbrain import __version__
+from matbrain.cli.common import EXPECTED_ERRORS, console, err
+from matbrain.cli.common import fail as _fail
+from matbrain.cli.common import split_names as _split_names
+from matbrain.cli.potential import potential_app, relax_cmd
 from matbrain.training.levels import levels_table
 
 app = typer.Typer(
@@ -24,10 +28,8 @@ data_app = typer.Typer(
     help="Datasets and graphs. Example: matbrain data process", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-EXPECTED_ERRORS = (ValueError, FileNotFoundError, ImportError)
+app.add_typer(potential_app, name="potential")
+app.command("relax")(relax_cmd)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -37,26 +39,6 @@ def _setup_logging(verbose: bool) -> None:
         force=True,
     )
     logging.getLogger("matbrain").setLevel(logging.INFO if verbose else logging.WARNING)
-
-
-def _split_names(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [n.strip() for v in values for n in v.replace(",", " ").split() if n.strip()]
-
-
-def _fail(exc: BaseException) -> None:
-    from pydantic import ValidationError
-
-    if isinstance(exc, ValidationError):
-        msg = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
-    else:
-        msg = str(exc)
-    err.print(f"[bold red]error:[/] {msg}", highlight=False)
-    raise typer.Exit(code=2)
 
 
 @app.callback()

@@ -46,14 +46,14 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def register_run(root: Path, entry: dict[str, Any]) -> None:
+def register_run(root: Path, entry: dict[str, Any], filename: str = REGISTRY_FILE) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / REGISTRY_FILE, "a") as fh:
+    with open(root / filename, "a") as fh:
         fh.write(json.dumps(entry) + "\n")
 
 
-def read_registry(root: Path) -> list[dict[str, Any]]:
-    path = root / REGISTRY_FILE
+def read_registry(root: Path, filename: str = REGISTRY_FILE) -> list[dict[str, Any]]:
+    path = root / filename
     if not path.exists():
         return []
     entries = []

@@ -1,0 +1,33 @@
+"""Shared pieces of the CLI: consoles, the expected-error handler, list-option parsing."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, ImportError)
+
+
+def split_names(values: list[str] | None) -> list[str] | None:
+    """``--x a,b --x c`` and ``--x "a b"`` -> ``[a, b, c]``."""
+    if not values:
+        return None
+    return [n.strip() for v in values for n in v.replace(",", " ").split() if n.strip()]
+
+
+def fail(exc: BaseException) -> None:
+    """Print an expected error as one line and exit with code 2."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        msg = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+    else:
+        msg = str(exc)
+    err.print(f"[bold red]error:[/] {msg}", highlight=False)
+    raise typer.Exit(code=2)

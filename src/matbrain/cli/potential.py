@@ -1,0 +1,282 @@
+"""``matbrain potential ...`` and ``matbrain relax``: interatomic potentials on the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from matbrain.cli.common import EXPECTED_ERRORS, console, err, fail, split_names
+from matbrain.potentials.levels import mace_levels_table
+
+potential_app = typer.Typer(
+    help="Interatomic potentials (MACE): train, fine-tune, evaluate.\n\n"
+    "Example: matbrain potential train --algorithm mace --level smoke --data train.xyz --prepare-data",
+    no_args_is_help=True,
+)
+
+TRAIN_HELP = f"""Train a MACE potential (mace-torch's own trainer) into models/mace/run_*/.
+
+DATA is an extxyz file or folder, an ASE database (.db or postgresql://), or JARVIS dft_3d
+('jarvis' = bundled subset, 'dft_3d' = online; energies only).
+
+Levels (--competition = the competition profile; --epochs/--lr/--batch-size/--r-max override):
+
+{mace_levels_table()}
+
+Example: matbrain potential train --algorithm mace --level smoke --data Si.xyz --prepare-data --elements Si --with-forces
+"""
+
+RESUME_HELP = (
+    "continue the latest unfinished run of this kind (MACE restarts from its last checkpoint)"
+)
+
+
+def _data_options(
+    data: str, elements: list[str] | None, with_forces: bool, with_stress: bool,
+    energy_key: str | None, forces_key: str | None, stress_key: str | None,
+) -> dict[str, object]:  # fmt: skip
+    return {
+        "data": data,
+        "elements": split_names(elements),
+        "with_forces": with_forces,
+        "with_stress": with_stress,
+        "energy_key": energy_key,
+        "forces_key": forces_key,
+        "stress_key": stress_key,
+    }
+
+
+def _run(cfg, resume: bool, prepare: bool, quiet: bool) -> None:  # type: ignore[no-untyped-def]
+    from matbrain.potentials.mace_runner import MaceFailed
+    from matbrain.potentials.pipeline import (
+        latest_unfinished_potential_run,
+        run_group,
+        train_potential,
+    )
+
+    try:
+        run_dir = None
+        if resume:
+            run_dir = latest_unfinished_potential_run(Path(cfg.output_root), run_group(cfg))
+            if run_dir is None:
+                raise FileNotFoundError(
+                    f"no unfinished {run_group(cfg)} run under {cfg.output_root}/ to resume"
+                )
+            cfg = type(cfg).from_yaml(run_dir / "config.yaml")
+            console.print(f"resuming {run_dir}")
+        result = train_potential(cfg, run_dir=run_dir, prepare=prepare, progress=not quiet)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: MACE's last checkpoint is kept; continue with --resume")
+        raise typer.Exit(code=130) from None
+    except (*EXPECTED_ERRORS, MaceFailed) as exc:
+        fail(exc)
+    console.print(f"\nrun folder: {result.run_dir}\nmodel: {result.model_path}")
+    console.print(result.table(), highlight=False)
+
+
+@potential_app.command("train", help=TRAIN_HELP)
+def train_cmd(
+    data: Annotated[str, typer.Option(help="extxyz file/folder, ASE db, or jarvis/dft_3d")],
+    algorithm: Annotated[str, typer.Option(help="mace")] = "mace",
+    level: Annotated[str, typer.Option(help="smoke | lite | std | pro | max")] = "smoke",
+    competition: Annotated[bool, typer.Option("--competition", help="the competition profile")] = False,
+    prepare_data: Annotated[bool, typer.Option("--prepare-data", help="convert DATA into MACE's split training files")] = False,
+    elements: Annotated[list[str] | None, typer.Option(help="keep only structures of these elements, e.g. Bi,Se,Te")] = None,
+    with_forces: Annotated[bool, typer.Option("--with-forces", help="fit forces (the data must have them)")] = False,
+    with_stress: Annotated[bool, typer.Option("--with-stress", help="fit stress (the data must have it)")] = False,
+    energy_key: Annotated[str | None, typer.Option(help="energy label key in DATA (default energy)")] = None,
+    forces_key: Annotated[str | None, typer.Option(help="forces label key (default forces)")] = None,
+    stress_key: Annotated[str | None, typer.Option(help="stress label key (default stress)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML of config keys (over the level)")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    r_max: Annotated[float | None, typer.Option(help="cutoff radius (Å)")] = None,
+    dtype: Annotated[str | None, typer.Option(help="float64 | float32")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    output_root: Annotated[str | None, typer.Option(help="where run folders go (default models/)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:  # fmt: skip
+    from matbrain.potentials.config import resolve_mace_config
+
+    try:
+        if algorithm != "mace":
+            raise ValueError(
+                f"unknown potential algorithm {algorithm!r}; valid: mace (ACE: matbrain ace train)"
+            )
+        overrides = {
+            **_data_options(
+                data, elements, with_forces, with_stress, energy_key, forces_key, stress_key
+            ),
+            "level": "competition" if competition else None,
+            "epochs": epochs,
+            "lr": lr,
+            "batch_size": batch_size,
+            "r_max_A": r_max,
+            "dtype": dtype,
+            "device": device,
+            "seed": seed,
+            "output_root": output_root,
+        }
+        cfg = resolve_mace_config(level, config, overrides)
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
+    _run(cfg, resume, prepare_data, quiet)
+
+
+@potential_app.command("finetune")
+def finetune_cmd(
+    data: Annotated[str, typer.Option(help="small labelled set: extxyz file/folder or ASE db")],
+    base_model: Annotated[str, typer.Option(help="MACE-MP-0[:small|medium|large] (online) or a local .model / run folder")] = "MACE-MP-0:small",
+    elements: Annotated[list[str] | None, typer.Option(help="keep only structures of these elements")] = None,
+    with_stress: Annotated[bool, typer.Option("--with-stress", help="fit stress too")] = False,
+    energy_key: Annotated[str | None, typer.Option()] = None,
+    forces_key: Annotated[str | None, typer.Option()] = None,
+    stress_key: Annotated[str | None, typer.Option()] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML of config keys")] = None,
+    epochs: Annotated[int | None, typer.Option(help="default 50")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="default 4")] = None,
+    lr: Annotated[float | None, typer.Option(help="default 0.01")] = None,
+    energy_weight: Annotated[float | None, typer.Option(help="default 1")] = None,
+    forces_weight: Annotated[float | None, typer.Option(help="default 100")] = None,
+    dtype: Annotated[str | None, typer.Option(help="float64 | float32")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    output_root: Annotated[str | None, typer.Option(help="where run folders go (default models/)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:  # fmt: skip
+    """Fine-tune a MACE foundation model (or any MACE model) on a few dozen DFT structures.
+
+    E0s come from the base model; tiny sets keep at least one validation structure and the
+    batch never exceeds the training set.
+
+    Example: matbrain potential finetune --base-model models/mace/run_x/mace.model --data new_system.xyz
+    """
+    from matbrain.potentials.config import resolve_finetune_config
+
+    try:
+        overrides = {
+            **_data_options(data, elements, True, with_stress, energy_key, forces_key, stress_key),
+            "base_model": base_model,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "energy_weight": energy_weight,
+            "forces_weight": forces_weight,
+            "dtype": dtype,
+            "device": device,
+            "seed": seed,
+            "output_root": output_root,
+        }
+        cfg = resolve_finetune_config(config, overrides)
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
+    _run(cfg, resume, True, quiet)
+
+
+@potential_app.command("eval")
+def eval_cmd(
+    model: Annotated[str, typer.Option(help="MACE .model, ACE .yace, run folder, chgnet, sevennet, MACE-MP-0[:size]")],
+    data: Annotated[str, typer.Option(help="labelled structures (extxyz file/folder, ASE db)")],
+    output: Annotated[Path, typer.Option(help="folder for metrics.json and parity plots")] = Path("eval_output"),
+    energy_key: Annotated[str, typer.Option()] = "energy",
+    forces_key: Annotated[str, typer.Option()] = "forces",
+    stress_key: Annotated[str, typer.Option()] = "stress",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+) -> None:  # fmt: skip
+    """Energy, force and stress errors of any potential on labelled structures, with parity plots.
+
+    Example: matbrain potential eval --model models/mace/run_x --data test.xyz
+    """
+    import json
+
+    from matbrain.potentials.calculators import describe, load_potential
+    from matbrain.potentials.data import LabelKeys, read_labelled
+    from matbrain.potentials.evaluate import error_metrics, format_metrics, parity_plots, predict
+
+    try:
+        frames = read_labelled(data, LabelKeys(energy_key, forces_key, stress_key))
+        loaded = load_potential(model, device=device)
+        pred = predict(loaded.calc, frames, progress=True)
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
+    metrics = error_metrics(pred)
+    output.mkdir(parents=True, exist_ok=True)
+    plots = parity_plots(pred, output, "eval")
+    (output / "metrics.json").write_text(
+        json.dumps({"potential": describe(loaded), "data": data, "metrics": metrics}, indent=2)
+    )
+    console.print(format_metrics({"data": metrics}), highlight=False)
+    console.print(f"metrics and {len(plots)} parity plots in {output}/")
+
+
+@potential_app.command("runs")
+def runs_cmd(
+    root: Annotated[Path, typer.Option(help="folder with potentials.jsonl")] = Path("models"),
+) -> None:
+    """List trained and fine-tuned potentials with their test errors.
+
+    Example: matbrain potential runs --root models
+    """
+    from rich.table import Table
+
+    from matbrain.potentials.pipeline import POTENTIAL_REGISTRY
+    from matbrain.training.runs import read_registry
+
+    entries = read_registry(root, POTENTIAL_REGISTRY)
+    if not entries:
+        console.print(f"no potentials recorded under {root}/")
+        return
+    table = Table("finished", "kind", "level / base", "elements", "F", "S", "test E MAE (meV/at)", "test F MAE (eV/Å)", "run")  # fmt: skip
+    for e in entries:
+        split = e["metrics"].get("test") or e["metrics"].get("valid") or {}
+        energy = split.get("energy_meV_per_atom", {}).get("mae")
+        forces = split.get("forces_eV_per_A", {}).get("mae")
+        table.add_row(
+            e["finished"],
+            e["kind"],
+            str(e.get("level") or Path(str(e.get("base_model"))).name),
+            " ".join(e["elements"]),
+            "yes" if e["with_forces"] else "no",
+            "yes" if e["with_stress"] else "no",
+            f"{energy:.2f}" if energy is not None else "",
+            f"{forces:.4f}" if forces is not None else "",
+            str(e["path"]),
+        )
+    console.print(table)
+
+
+def relax_cmd(
+    structure: Annotated[Path, typer.Option(help="CIF, POSCAR or extxyz file")],
+    model: Annotated[str, typer.Option(help="MACE .model, ACE .yace, run folder, chgnet, sevennet, MACE-MP-0[:size]")],
+    fmax: Annotated[float, typer.Option(help="force tolerance (eV/Å)")] = 0.02,
+    smax: Annotated[float, typer.Option(help="stress tolerance (GPa)")] = 0.1,
+    max_steps: Annotated[int, typer.Option()] = 500,
+    fix_cell: Annotated[bool, typer.Option("--fix-cell", help="relax positions only")] = False,
+    optimizer: Annotated[str, typer.Option(help="FIRE | BFGS")] = "FIRE",
+    output: Annotated[Path | None, typer.Option(help="output folder (default relaxed/<name>/)")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+) -> None:  # fmt: skip
+    """Relax positions and cell with any potential; write the relaxed CIF, trajectory and report.
+
+    Example: matbrain relax --structure examples/cifs/Si.cif --model chgnet
+    """
+    from matbrain.simulation.relax import RelaxConfig, relax_file
+
+    out = output or Path("relaxed") / structure.name.split(".")[0]
+    try:
+        if optimizer not in ("FIRE", "BFGS"):
+            raise ValueError(f"unknown optimizer {optimizer!r}; valid: FIRE, BFGS")
+        cfg = RelaxConfig(fmax, smax, max_steps, not fix_cell, optimizer)  # type: ignore[arg-type]
+        result = relax_file(structure, model, out, cfg, device=device)
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
+    console.print(result.report(), highlight=False)
+    console.print(f"relaxed structure, trajectory and report in {out}/")
+    if not result.converged:
+        raise typer.Exit(code=1)

@@ -1,0 +1,1 @@
+"""Interatomic potentials: data, MACE training and fine-tuning, calculators, relaxation."""

@@ -1,0 +1,49 @@
+"""Physics checks every potential must pass, reusable for any ASE calculator (MACE, ACE, ...).
+
+Each returns the largest deviation so that tests (and users validating a potential) choose
+their own tolerance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from scipy.spatial.transform import Rotation
+
+
+def _with(atoms: Atoms, calc: Calculator) -> Atoms:
+    out = atoms.copy()
+    out.calc = calc
+    return out
+
+
+def force_fd_error(atoms: Atoms, calc: Calculator, d: float = 1e-4) -> float:
+    """max |F - (-∂E/∂x)| in eV/Å, the derivative by central finite differences."""
+    from ase.calculators.fd import calculate_numerical_forces
+
+    work = _with(atoms, calc)
+    analytic = work.get_forces()
+    numeric = calculate_numerical_forces(work, eps=d)
+    return float(np.abs(analytic - numeric).max())
+
+
+def stress_fd_error(atoms: Atoms, calc: Calculator, d: float = 1e-5) -> float:
+    """max |σ - (1/V) ∂E/∂ε| in eV/Å³, the strain derivative by central finite differences."""
+    from ase.calculators.fd import calculate_numerical_stress
+
+    work = _with(atoms, calc)
+    analytic = work.get_stress(voigt=True)
+    numeric = calculate_numerical_stress(work, eps=d, voigt=True, force_consistent=False)
+    return float(np.abs(analytic - numeric).max())
+
+
+def rigid_motion_energy_change(atoms: Atoms, calc: Calculator, seed: int = 0) -> float:
+    """max |ΔE| (eV) under a random rotation of atoms and cell and a random translation."""
+    rng = np.random.default_rng(seed)
+    reference = _with(atoms, calc).get_potential_energy()
+    rotation = Rotation.random(random_state=seed).as_matrix()
+    moved = atoms.copy()
+    moved.set_cell(atoms.cell.array @ rotation.T, scale_atoms=False)
+    moved.positions = atoms.positions @ rotation.T + rng.normal(size=3)
+    return float(abs(_with(moved, calc).get_potential_energy() - reference))

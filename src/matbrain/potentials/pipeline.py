@@ -1,0 +1,319 @@
+"""Train or fine-tune a MACE potential into a run folder: data, E0s, MACE, metrics, plots, registry.
+
+Run folder (``models/mace/run_*/`` or ``models/mace-finetune/run_*/``)::
+
+    config.yaml        resolved config          data/{train,valid,test}.xyz   MACE's input files
+    data.json          label counts, sizes      e0s.json                      isolated-atom energies
+    mace.model         the model (ASE: MACECalculator, or `matbrain relax --model <run>`)
+    metrics.json       E/F/S MAE and RMSE per split          history.json     per-epoch MACE results
+    plots/             parity per split, learning curves     logs/mace.log    MACE's full output
+    mace/              MACE's work folder (checkpoints for --resume)          summary.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+
+from matbrain import __version__
+from matbrain.potentials.calculators import load_potential, pick_device, resolve_mace_mp
+from matbrain.potentials.config import MaceFinetuneConfig, MaceTrainConfig
+from matbrain.potentials.data import (
+    LabelCounts,
+    LabelKeys,
+    check_labels,
+    fit_e0s,
+    read_labelled,
+    split_frames,
+    write_extxyz,
+)
+from matbrain.potentials.evaluate import error_metrics, format_metrics, parity_plots, predict
+from matbrain.potentials.mace_runner import (
+    MACE_NAME,
+    MaceFiles,
+    mace_arguments,
+    read_mace_history,
+    run_mace,
+)
+from matbrain.training.runs import git_commit, new_run_dir, register_run
+
+log = logging.getLogger(__name__)
+
+PotentialConfig = MaceTrainConfig | MaceFinetuneConfig
+POTENTIAL_REGISTRY = "potentials.jsonl"
+PREPARED_FILES = ("train.xyz", "valid.xyz")
+
+
+@dataclass
+class PotentialRunResult:
+    run_dir: Path
+    model_path: Path
+    metrics: dict[str, dict[str, Any]]
+
+    def table(self) -> str:
+        return format_metrics(self.metrics)
+
+
+def run_group(cfg: PotentialConfig) -> str:
+    return "mace" if isinstance(cfg, MaceTrainConfig) else "mace-finetune"
+
+
+def is_prepared(folder: Path) -> bool:
+    return folder.is_dir() and all((folder / f).exists() for f in PREPARED_FILES)
+
+
+def _read_split_files(folder: Path) -> dict[str, list[Atoms]]:
+    import ase.io
+
+    out = {}
+    for name in ("train", "valid", "test", "isolated"):
+        path = folder / f"{name}.xyz"
+        out[name] = ase.io.read(path, ":") if path.exists() and path.stat().st_size else []
+    return out
+
+
+def prepare_data(
+    cfg: PotentialConfig, out_dir: Path, prepare: bool = True
+) -> tuple[dict[str, list[Atoms]], dict[str, Any]]:
+    """Read ``cfg.data``, check the labels, filter elements, split with ``cfg.seed``; write the
+    MACE files into ``out_dir``. With ``prepare=False`` the data must already be a prepared folder."""
+    source = Path(cfg.data)
+    if is_prepared(source):
+        splits = _read_split_files(source)
+        frames = [a for part in splits.values() for a in part]
+        dropped = 0
+    elif not prepare:
+        raise ValueError(
+            f"{cfg.data} is not a prepared folder (train.xyz + valid.xyz); add --prepare-data "
+            "to convert it into MACE's training files"
+        )
+    else:
+        keys = LabelKeys(cfg.energy_key, cfg.forces_key, cfg.stress_key)
+        frames = read_labelled(cfg.data, keys)
+        frames_kept = frames
+        split = split_frames(frames, cfg.valid_fraction, cfg.test_fraction, cfg.seed, cfg.elements)
+        dropped = split.dropped_by_element
+        splits = {
+            "train": split.train,
+            "valid": split.valid,
+            "test": split.test,
+            "isolated": split.isolated,
+        }
+        frames = [a for part in splits.values() for a in part]
+        if not frames:
+            raise ValueError(
+                f"no structure of {cfg.data} is made only of {', '.join(cfg.elements or [])} "
+                f"({len(frames_kept)} dropped by the element filter)"
+            )
+    counts = check_labels(frames, cfg.with_forces, cfg.with_stress)
+    if not splits["train"] or not splits["valid"]:
+        raise ValueError(f"{cfg.data}: need at least one training and one validation structure")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, part in splits.items():
+        if part or name in ("train", "valid"):
+            write_extxyz(part, out_dir / f"{name}.xyz")
+    info = {
+        "source": str(cfg.data),
+        "labels": counts.as_dict(),
+        "sizes": {k: len(v) for k, v in splits.items()},
+        "dropped_by_element": dropped,
+        "elements": sorted({s for a in frames for s in a.get_chemical_symbols()}),
+        "data_hash": _files_hash(out_dir),
+    }
+    return splits, info
+
+
+def _files_hash(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*.xyz")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def foundation_e0s(model_path: str) -> dict[str, float]:
+    """Isolated-atom energies stored in a MACE model (what ``--E0s=foundation`` uses)."""
+    import torch
+    from ase.data import chemical_symbols
+
+    from matbrain.models.e3nn_import import import_e3nn
+
+    import_e3nn()
+    import mace.modules  # noqa: F401  (classes for unpickling)
+
+    model = torch.load(model_path, map_location="cpu", weights_only=False)
+    energies = model.atomic_energies_fn.atomic_energies.detach().cpu().reshape(-1).tolist()
+    zs = [int(z) for z in model.atomic_numbers]
+    return {chemical_symbols[z]: float(e) for z, e in zip(zs, energies, strict=True)}
+
+
+def resolve_base_model(spec: str) -> str:
+    """A local file for ``MACE-MP-0[:size]`` (downloaded by mace-torch) or a given ``.model`` path."""
+    if spec.lower().startswith("mace-mp-0"):
+        size = spec.split(":", 1)[1] if ":" in spec else "small"
+        return resolve_mace_mp(size)
+    path = Path(spec)
+    if path.is_dir():
+        from matbrain.potentials.calculators import model_file_in_run
+
+        path = model_file_in_run(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"base model not found: {spec} (give MACE-MP-0[:small|medium|large] or a local .model file)"
+        )
+    return str(path)
+
+
+def train_potential(
+    cfg: PotentialConfig,
+    run_dir: Path | None = None,
+    prepare: bool = True,
+    progress: bool = True,
+) -> PotentialRunResult:
+    """Train (or fine-tune) and evaluate; ``run_dir`` of an unfinished run resumes it."""
+    started = time.time()
+    root = Path(cfg.output_root)
+    resuming = run_dir is not None
+    if run_dir is None:
+        run_dir = new_run_dir(root, run_group(cfg))
+    run_dir = Path(run_dir)
+    (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+    cfg.to_yaml(run_dir / "config.yaml")
+    data_dir = run_dir / "data"
+
+    if resuming and is_prepared(data_dir):
+        splits = _read_split_files(data_dir)
+        info = json.loads((run_dir / "data.json").read_text())
+    else:
+        splits, info = prepare_data(cfg, data_dir, prepare=prepare)
+        (run_dir / "data.json").write_text(json.dumps(info, indent=2))
+    _print(progress, f"data: {LabelCounts(**info['labels']).describe()}")
+    _print(
+        progress, f"split: {info['sizes']}; dropped by element filter: {info['dropped_by_element']}"
+    )
+
+    foundation = None
+    if isinstance(cfg, MaceFinetuneConfig):
+        foundation = resolve_base_model(cfg.base_model)
+        e0s = foundation_e0s(foundation)
+        missing = set(info["elements"]) - set(e0s)
+        if missing:
+            raise ValueError(
+                f"base model {cfg.base_model} has no E0 for {', '.join(sorted(missing))}: "
+                "it cannot be fine-tuned on these elements"
+            )
+        e0s = {el: e0s[el] for el in info["elements"]}
+    else:
+        e0s = fit_e0s(splits["train"], splits["isolated"])
+    (run_dir / "e0s.json").write_text(json.dumps(e0s, indent=2))
+    _print(progress, "E0s (eV): " + ", ".join(f"{k} {v:.4f}" for k, v in e0s.items()))
+
+    files = MaceFiles(
+        train=data_dir / "train.xyz",
+        valid=data_dir / "valid.xyz",
+        test=data_dir / "test.xyz" if splits["test"] else None,
+        e0s=None if foundation else e0s,
+    )
+    device = pick_device(cfg.device)
+    args = mace_arguments(
+        cfg,
+        files,
+        work_dir=run_dir / "mace",
+        model_dir=run_dir,
+        device=device,
+        n_train=len(splits["train"]),
+        n_valid=len(splits["valid"]),
+        foundation_model=foundation,
+    )
+    (run_dir / "logs").mkdir(exist_ok=True)
+    _run_with_progress(args, run_dir / "logs" / "mace.log", cfg.epochs, progress)
+
+    model_path = run_dir / f"{MACE_NAME}.model"
+    if getattr(cfg, "swa", False) and (run_dir / f"{MACE_NAME}_stagetwo.model").exists():
+        model_path = run_dir / f"{MACE_NAME}_stagetwo.model"
+    if not model_path.exists():
+        raise FileNotFoundError(
+            f"MACE finished but wrote no model ({model_path}); see logs/mace.log"
+        )
+
+    history = read_mace_history(run_dir / "mace" / "results")
+    (run_dir / "history.json").write_text(json.dumps(history, indent=2))
+    if history:
+        from matbrain.potentials.evaluate import learning_curve_plot
+
+        learning_curve_plot(history, run_dir / "plots" / "learning_curves.png")
+
+    potential = load_potential(model_path, device=device, dtype=cfg.dtype)
+    metrics: dict[str, dict[str, Any]] = {}
+    for name in ("train", "valid", "test"):
+        if not splits[name]:
+            continue
+        pred = predict(potential.calc, splits[name], with_stress=cfg.with_stress)
+        metrics[name] = error_metrics(pred)
+        if name != "train":
+            parity_plots(pred, run_dir / "plots", name)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+    summary = {
+        "kind": cfg.kind,
+        "group": run_group(cfg),
+        "path": str(run_dir),
+        "model_file": model_path.name,
+        "level": getattr(cfg, "level", None),
+        "base_model": getattr(cfg, "base_model", None),
+        "elements": info["elements"],
+        "with_forces": cfg.with_forces,
+        "with_stress": cfg.with_stress,
+        "sizes": info["sizes"],
+        "metrics": metrics,
+        "device": device,
+        "seconds": round(time.time() - started, 1),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "matbrain_version": __version__,
+        "mace_version": potential.version,
+        "git_commit": git_commit(),
+        "config_hash": cfg.config_hash(),
+        "data_hash": info["data_hash"],
+        "seed": cfg.seed,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    register_run(root, summary, filename=POTENTIAL_REGISTRY)
+    return PotentialRunResult(run_dir, model_path, metrics)
+
+
+def latest_unfinished_potential_run(root: Path, group: str) -> Path | None:
+    runs = sorted((root / group).glob("run_*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for run in runs:
+        if (run / "mace" / "checkpoints").is_dir() and not (run / "summary.json").exists():
+            return run
+    return None
+
+
+def _print(enabled: bool, text: str) -> None:
+    log.info(text)
+    if enabled:
+        from rich.console import Console
+
+        Console(soft_wrap=True, highlight=False).print(text)
+
+
+def _run_with_progress(args: list[str], log_path: Path, epochs: int, progress: bool) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(total=epochs, desc="MACE epochs", unit="epoch", disable=not progress)
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        bar.n = min(epoch + 1, epochs)
+        bar.set_postfix(valid_loss=f"{loss:.4g}")
+        bar.refresh()
+
+    try:
+        run_mace(args, log_path, on_epoch)
+    finally:
+        bar.close()

@@ -1,0 +1,1 @@
+"""Atomistic simulation with any ASE calculator: relaxation (and MD)."""
