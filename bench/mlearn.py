@@ -53,10 +53,10 @@ def run_element(element: str, args: argparse.Namespace) -> dict:
             return json.loads((run / "summary.json").read_text())
         if same:
             print(f"{element}: resuming {run}")
-            train_potential(cfg, run_dir=run, progress=not args.quiet)
+            train_potential(cfg, run_dir=run, progress=not args.quiet, echo=print)
             return json.loads((run / "summary.json").read_text())
     started = time.time()
-    result = train_potential(cfg, progress=not args.quiet)
+    result = train_potential(cfg, progress=not args.quiet, echo=print)
     print(f"{element}: {time.time() - started:.0f} s, {result.run_dir}")
     return json.loads((result.run_dir / "summary.json").read_text())
 

@@ -10,8 +10,8 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.units import GPa
-from emt_data import MLEARN, emt_cu_frames, emt_labelled
 
+from emt_data import MLEARN, emt_cu_frames, emt_labelled
 from matbrain.potentials.data import (
     ENERGY_KEY,
     FORCES_KEY,

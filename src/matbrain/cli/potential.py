@@ -66,7 +66,13 @@ def _run(cfg, resume: bool, prepare: bool, quiet: bool) -> None:  # type: ignore
                 )
             cfg = type(cfg).from_yaml(run_dir / "config.yaml")
             console.print(f"resuming {run_dir}")
-        result = train_potential(cfg, run_dir=run_dir, prepare=prepare, progress=not quiet)
+        result = train_potential(
+            cfg,
+            run_dir=run_dir,
+            prepare=prepare,
+            progress=not quiet,
+            echo=lambda text: console.print(text, highlight=False),
+        )
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: MACE's last checkpoint is kept; continue with --resume")
         raise typer.Exit(code=130) from None
@@ -89,6 +95,7 @@ def train_cmd(
     energy_key: Annotated[str | None, typer.Option(help="energy label key in DATA (default energy)")] = None,
     forces_key: Annotated[str | None, typer.Option(help="forces label key (default forces)")] = None,
     stress_key: Annotated[str | None, typer.Option(help="stress label key (default stress)")] = None,
+    max_structures: Annotated[int | None, typer.Option(help="fixed-seed random subset (quick runs)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML of config keys (over the level)")] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
     lr: Annotated[float | None, typer.Option()] = None,
@@ -113,6 +120,7 @@ def train_cmd(
                 data, elements, with_forces, with_stress, energy_key, forces_key, stress_key
             ),
             "level": "competition" if competition else None,
+            "max_structures": max_structures,
             "epochs": epochs,
             "lr": lr,
             "batch_size": batch_size,

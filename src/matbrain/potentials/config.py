@@ -24,6 +24,9 @@ class _Base(BaseModel):
     energy_key: str = "energy"
     forces_key: str = "forces"
     stress_key: str = "stress"
+    max_structures: int | None = Field(
+        None, ge=2, description="fixed-seed random subset of the data (quick runs)"
+    )
     valid_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.1, ge=0, lt=1)
     energy_weight: float = Field(1.0, ge=0)

@@ -295,18 +295,23 @@ def split_frames(
     test_fraction: float = 0.1,
     seed: int = 0,
     elements: list[str] | None = None,
+    max_structures: int | None = None,
 ) -> PreparedSplit:
     """Element filter, isolated atoms set aside, then a fixed-seed train/valid/test split.
 
     Frames that already carry ``split=test`` (as in mlearn) are kept in the test set so that
-    published splits stay intact; the rest is split at random.
+    published splits stay intact; the rest is split at random. ``max_structures`` first draws a
+    fixed-seed random subset (quick looks at a large set).
     """
     kept, dropped = filter_elements(frames, elements)
     isolated = [a for a in kept if a.info.get("config_type") == ISOLATED_ATOM]
     rest = [a for a in kept if a.info.get("config_type") != ISOLATED_ATOM]
+    rng = np.random.default_rng(seed)
+    if max_structures is not None and len(rest) > max_structures:
+        pick = np.sort(rng.choice(len(rest), size=max_structures, replace=False))
+        rest = [rest[i] for i in pick]
     fixed_test = [a for a in rest if a.info.get("split") == "test"]
     pool = [a for a in rest if a.info.get("split") != "test"]
-    rng = np.random.default_rng(seed)
     order = rng.permutation(len(pool))
     n_train, n_valid, n_test = split_sizes(
         len(pool), valid_fraction, 0.0 if fixed_test else test_fraction

@@ -34,8 +34,7 @@ class MaceFailed(RuntimeError):
 class MaceFiles:
     train: Path
     valid: Path
-    test: Path | None
-    e0s: dict[str, float] | None  # None: take them from the foundation model
+    e0s: dict[str, float]  # eV per element symbol (for fine-tuning: read from the base model)
 
 
 def _bool(flag: bool) -> str:
@@ -81,9 +80,10 @@ def mace_arguments(
         "--save_cpu",
         "--plot=False",
         "--enable_cueq=False",
+        # matbrain scores train/valid/test itself (MAE and RMSE, any backend): MACE's own
+        # end-of-run error tables would evaluate everything a second time
+        "--skip_evaluate_heads=Default",
     ]
-    if files.test is not None:
-        args.append(f"--test_file={files.test}")
     if cfg.with_stress:
         args += [
             "--loss=stress",
@@ -95,11 +95,8 @@ def mace_arguments(
         args += ["--loss=weighted", "--error_table=PerAtomRMSE"]
     if cfg.ema:
         args += ["--ema", "--ema_decay=0.99"]
-    if files.e0s is None:
-        args.append("--E0s=foundation")
-    else:
-        e0 = {atomic_numbers[s]: v for s, v in files.e0s.items()}
-        args.append(f"--E0s={e0}")
+    e0 = {atomic_numbers[s]: v for s, v in files.e0s.items()}
+    args.append(f"--E0s={e0}")
     if isinstance(cfg, MaceTrainConfig):
         args += [
             "--model=MACE",

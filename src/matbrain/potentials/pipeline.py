@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ def prepare_data(
     else:
         keys = LabelKeys(cfg.energy_key, cfg.forces_key, cfg.stress_key)
         frames = read_labelled(cfg.data, keys)
-        frames_kept = frames
+        n_read = len(frames)
         split = split_frames(frames, cfg.valid_fraction, cfg.test_fraction, cfg.seed, cfg.elements)
         dropped = split.dropped_by_element
         splits = {
@@ -110,7 +111,7 @@ def prepare_data(
         if not frames:
             raise ValueError(
                 f"no structure of {cfg.data} is made only of {', '.join(cfg.elements or [])} "
-                f"({len(frames_kept)} dropped by the element filter)"
+                f"(all {n_read} dropped by the element filter)"
             )
     counts = check_labels(frames, cfg.with_forces, cfg.with_stress)
     if not splits["train"] or not splits["valid"]:
@@ -175,8 +176,19 @@ def train_potential(
     run_dir: Path | None = None,
     prepare: bool = True,
     progress: bool = True,
+    echo: Callable[[str], None] | None = None,
 ) -> PotentialRunResult:
-    """Train (or fine-tune) and evaluate; ``run_dir`` of an unfinished run resumes it."""
+    """Train (or fine-tune) and evaluate; ``run_dir`` of an unfinished run resumes it.
+
+    ``echo`` receives the data report (label counts, split, E0s) as lines of text; it always
+    goes to the log too. ``progress`` shows the epoch bar.
+    """
+
+    def say(text: str) -> None:
+        log.info(text)
+        if echo is not None:
+            echo(text)
+
     started = time.time()
     root = Path(cfg.output_root)
     resuming = run_dir is not None
@@ -193,10 +205,8 @@ def train_potential(
     else:
         splits, info = prepare_data(cfg, data_dir, prepare=prepare)
         (run_dir / "data.json").write_text(json.dumps(info, indent=2))
-    _print(progress, f"data: {LabelCounts(**info['labels']).describe()}")
-    _print(
-        progress, f"split: {info['sizes']}; dropped by element filter: {info['dropped_by_element']}"
-    )
+    say(f"data: {LabelCounts(**info['labels']).describe()}")
+    say(f"split: {info['sizes']}; dropped by element filter: {info['dropped_by_element']}")
 
     foundation = None
     if isinstance(cfg, MaceFinetuneConfig):
@@ -208,17 +218,17 @@ def train_potential(
                 f"base model {cfg.base_model} has no E0 for {', '.join(sorted(missing))}: "
                 "it cannot be fine-tuned on these elements"
             )
+        # passed explicitly rather than as --E0s=foundation, which fails on one-element models
         e0s = {el: e0s[el] for el in info["elements"]}
     else:
         e0s = fit_e0s(splits["train"], splits["isolated"])
     (run_dir / "e0s.json").write_text(json.dumps(e0s, indent=2))
-    _print(progress, "E0s (eV): " + ", ".join(f"{k} {v:.4f}" for k, v in e0s.items()))
+    say("E0s (eV): " + ", ".join(f"{k} {v:.4f}" for k, v in e0s.items()))
 
     files = MaceFiles(
         train=data_dir / "train.xyz",
         valid=data_dir / "valid.xyz",
-        test=data_dir / "test.xyz" if splits["test"] else None,
-        e0s=None if foundation else e0s,
+        e0s=e0s,
     )
     device = pick_device(cfg.device)
     args = mace_arguments(
@@ -293,14 +303,6 @@ def latest_unfinished_potential_run(root: Path, group: str) -> Path | None:
         if (run / "mace" / "checkpoints").is_dir() and not (run / "summary.json").exists():
             return run
     return None
-
-
-def _print(enabled: bool, text: str) -> None:
-    log.info(text)
-    if enabled:
-        from rich.console import Console
-
-        Console(soft_wrap=True, highlight=False).print(text)
 
 
 def _run_with_progress(args: list[str], log_path: Path, epochs: int, progress: bool) -> None:

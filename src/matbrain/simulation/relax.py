@@ -123,7 +123,7 @@ def relax(
         fmax = np.linalg.norm(work.get_forces(), axis=1).max()
         if fmax >= config.fmax_eV_per_A:
             return False
-        return not relax_cell or np.abs(work.get_stress()).max() / GPa < config.smax_GPa
+        return not relax_cell or bool(np.abs(work.get_stress()).max() / GPa < config.smax_GPa)
 
     converged = done()
     steps = 0

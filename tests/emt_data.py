@@ -10,7 +10,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
-MLEARN = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mlearn"
+MLEARN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mlearn"
 
 
 def emt_labelled(atoms: Atoms) -> Atoms:
@@ -38,5 +38,3 @@ def emt_cu_frames(n: int = 32, seed: int = 0) -> list[Atoms]:
         atoms.rattle(0.08, seed=seed * 1000 + i)
         frames.append(emt_labelled(atoms))
     return frames
-
-

@@ -1,0 +1,84 @@
+"""A MACE potential trained by mace-torch in this session: run folder, metrics, physics, resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from matbrain.potentials.checks import force_fd_error, rigid_motion_energy_change, stress_fd_error
+
+
+def test_run_folder_has_model_metrics_plots_and_registry(trained_run):
+    run = trained_run.run_dir
+    for name in ("mace.model", "config.yaml", "e0s.json", "data.json", "metrics.json",
+                 "history.json", "summary.json", "logs/mace.log", "data/train.xyz"):  # fmt: skip
+        assert (run / name).exists(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) == {"train", "valid", "test"}
+    for split in metrics.values():
+        assert set(split) == {"energy_meV_per_atom", "forces_eV_per_A", "stress_GPa"}
+        assert all(np.isfinite(v["mae"]) and v["rmse"] >= v["mae"] for v in split.values())
+    plots = {p.name for p in (run / "plots").glob("*.png")}
+    assert {"learning_curves.png", "parity_forces_test.png", "parity_stress_valid.png"} <= plots
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history if "train_loss" in h] == list(range(10))
+    e0s = json.loads((run / "e0s.json").read_text())
+    assert list(e0s) == ["Cu"]
+    registry = (run.parents[1] / "potentials.jsonl").read_text().splitlines()
+    entry = json.loads(registry[-1])
+    assert entry["elements"] == ["Cu"] and entry["with_forces"] and entry["level"] == "smoke"
+
+
+def test_training_lowers_the_force_error(trained_run):
+    history = json.loads((trained_run.run_dir / "history.json").read_text())
+    first, last = history[0], history[-1]
+    assert last["valid_rmse_f"] < first["valid_rmse_f"]
+
+
+def test_forces_are_minus_energy_gradient(trained_calc):
+    atoms = bulk("Cu", "fcc", a=3.62, cubic=True).repeat((2, 1, 1))
+    atoms.rattle(0.1, seed=5)
+    assert force_fd_error(atoms, trained_calc) < 1e-5
+
+
+def test_stress_is_the_strain_derivative(trained_calc):
+    atoms = bulk("Cu", "fcc", a=3.55, cubic=True)
+    atoms.set_cell(atoms.cell.array + [[0, 0.1, 0], [0.05, 0, 0], [0, 0, 0.1]], scale_atoms=True)
+    atoms.rattle(0.05, seed=2)
+    assert stress_fd_error(atoms, trained_calc) < 1e-6
+
+
+def test_energy_invariant_under_rotation_and_translation(trained_calc):
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((1, 2, 1))
+    atoms.rattle(0.1, seed=1)
+    assert rigid_motion_energy_change(atoms, trained_calc) < 1e-8 * len(atoms)
+
+
+def test_resume_continues_from_mace_checkpoint(cu_xyz, tmp_path):
+    from matbrain.potentials.config import resolve_mace_config
+    from matbrain.potentials.pipeline import latest_unfinished_potential_run, train_potential
+
+    base = {"data": str(cu_xyz), "output_root": str(tmp_path), "num_channels": 8, "epochs": 2}
+    first = train_potential(resolve_mace_config("smoke", overrides=base), progress=False)
+    (first.run_dir / "summary.json").unlink()  # as if it had stopped before finishing
+    assert latest_unfinished_potential_run(tmp_path, "mace") == first.run_dir
+    cfg = resolve_mace_config("smoke", overrides={**base, "epochs": 4})
+    train_potential(cfg, run_dir=first.run_dir, progress=False)
+    log = (first.run_dir / "logs" / "mace.log").read_text()
+    assert "Loading checkpoint" in log
+    history = json.loads((first.run_dir / "history.json").read_text())
+    assert [h["epoch"] for h in history if "train_loss" in h] == [0, 1, 2, 3]
+
+
+def test_training_without_prepare_needs_a_prepared_folder(cu_xyz, tmp_path):
+    from matbrain.potentials.config import resolve_mace_config
+    from matbrain.potentials.pipeline import train_potential
+
+    cfg = resolve_mace_config(
+        "smoke", overrides={"data": str(cu_xyz), "output_root": str(tmp_path)}
+    )
+    with pytest.raises(ValueError, match="--prepare-data"):
+        train_potential(cfg, prepare=False, progress=False)
