@@ -40,11 +40,15 @@ def run_element(element: str, args: argparse.Namespace) -> dict:
         "with_stress": False,
         "dtype": args.dtype,
         "epochs": args.epochs,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
         "output_root": str(out),
         "seed": args.seed,
         "test_fraction": 0.0,
     }
-    cfg = resolve_mace_config(args.level, overrides=overrides)
+    cfg = resolve_mace_config(
+        args.level, overrides={k: v for k, v in overrides.items() if v is not None}
+    )
     runs = sorted((out / "mace").glob("run_*")) if (out / "mace").exists() else []
     for run in reversed(runs):
         same = (run / "config.yaml").exists() and ((run / "config.yaml").read_text() == _yaml(cfg))
@@ -69,7 +73,8 @@ def _yaml(cfg) -> str:  # type: ignore[no-untyped-def]
 
 def report(rows: list[dict], args: argparse.Namespace) -> str:
     lines = [
-        f"MACE level {args.level}, epochs {args.epochs or 'level default'}, {args.dtype}, seed {args.seed}; "
+        f"MACE level {args.level}, epochs {args.epochs or 'level default'}, lr {args.lr or 'level default'}, "
+        f"batch {args.batch_size or 'level default'}, {args.dtype}, seed {args.seed}; "
         "test split of mlearn (energies and forces, no stress)",
         "",
         "| element | MACE E (meV/atom) | GAP E | MTP E | MACE F (eV/Å) | GAP F | MTP F | beats best E | beats best F | train time (s) |",
@@ -95,6 +100,8 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="all four elements")
     parser.add_argument("--level", default="std")
     parser.add_argument("--epochs", type=int, default=None, help="override the level's epochs")
+    parser.add_argument("--lr", type=float, default=None, help="override the level's lr")
+    parser.add_argument("--batch-size", type=int, default=None, help="override the level's batch")
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=str(MLEARN))

@@ -311,6 +311,9 @@ def _run_with_progress(args: list[str], log_path: Path, epochs: int, progress: b
     bar = tqdm(total=epochs, desc="MACE epochs", unit="epoch", disable=not progress)
 
     def on_epoch(epoch: int, loss: float) -> None:
+        if bar.n == 0 and epoch > 0:  # resumed: rates count from here, not from epoch 0
+            bar.reset(total=epochs)
+            bar.initial = epoch
         bar.n = min(epoch + 1, epochs)
         bar.set_postfix(valid_loss=f"{loss:.4g}")
         bar.refresh()
