@@ -15,6 +15,7 @@ from matbrain import __version__
 from matbrain.cli.common import EXPECTED_ERRORS, console, err
 from matbrain.cli.common import fail as _fail
 from matbrain.cli.common import split_names as _split_names
+from matbrain.cli.db import db_app
 from matbrain.cli.potential import potential_app, relax_cmd
 from matbrain.training.levels import levels_table
 
@@ -29,6 +30,7 @@ data_app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(potential_app, name="potential")
+app.add_typer(db_app, name="db")
 app.command("relax")(relax_cmd)
 
 

@@ -32,6 +32,17 @@ RESUME_HELP = (
     "continue the latest unfinished run of this kind (MACE restarts from its last checkpoint)"
 )
 
+# options shared by `potential train` and `potential finetune`
+EnergyKey = Annotated[str | None, typer.Option(help="energy label key in DATA (default energy)")]
+ForcesKey = Annotated[str | None, typer.Option(help="forces label key (default forces)")]
+StressKey = Annotated[str | None, typer.Option(help="stress label key (default stress)")]
+Dtype = Annotated[str | None, typer.Option(help="float64 | float32")]
+Device = Annotated[str | None, typer.Option(help="auto | cpu | cuda")]
+Seed = Annotated[int | None, typer.Option(help="split and training seed (default 0)")]
+OutputRoot = Annotated[str | None, typer.Option(help="where run folders go (default models/)")]
+Resume = Annotated[bool, typer.Option("--resume", help=RESUME_HELP)]
+Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
+
 
 def _data_options(
     data: str, elements: list[str] | None, with_forces: bool, with_stress: bool,
@@ -92,21 +103,21 @@ def train_cmd(
     elements: Annotated[list[str] | None, typer.Option(help="keep only structures of these elements, e.g. Bi,Se,Te")] = None,
     with_forces: Annotated[bool, typer.Option("--with-forces", help="fit forces (the data must have them)")] = False,
     with_stress: Annotated[bool, typer.Option("--with-stress", help="fit stress (the data must have it)")] = False,
-    energy_key: Annotated[str | None, typer.Option(help="energy label key in DATA (default energy)")] = None,
-    forces_key: Annotated[str | None, typer.Option(help="forces label key (default forces)")] = None,
-    stress_key: Annotated[str | None, typer.Option(help="stress label key (default stress)")] = None,
+    energy_key: EnergyKey = None,
+    forces_key: ForcesKey = None,
+    stress_key: StressKey = None,
     max_structures: Annotated[int | None, typer.Option(help="fixed-seed random subset (quick runs)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML of config keys (over the level)")] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
     lr: Annotated[float | None, typer.Option()] = None,
     batch_size: Annotated[int | None, typer.Option()] = None,
     r_max: Annotated[float | None, typer.Option(help="cutoff radius (Å)")] = None,
-    dtype: Annotated[str | None, typer.Option(help="float64 | float32")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
-    output_root: Annotated[str | None, typer.Option(help="where run folders go (default models/)")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    dtype: Dtype = None,
+    device: Device = None,
+    seed: Seed = None,
+    output_root: OutputRoot = None,
+    resume: Resume = False,
+    quiet: Quiet = False,
 ) -> None:  # fmt: skip
     from matbrain.potentials.config import resolve_mace_config
 
@@ -142,21 +153,21 @@ def finetune_cmd(
     base_model: Annotated[str, typer.Option(help="MACE-MP-0[:small|medium|large] (online) or a local .model / run folder")] = "MACE-MP-0:small",
     elements: Annotated[list[str] | None, typer.Option(help="keep only structures of these elements")] = None,
     with_stress: Annotated[bool, typer.Option("--with-stress", help="fit stress too")] = False,
-    energy_key: Annotated[str | None, typer.Option()] = None,
-    forces_key: Annotated[str | None, typer.Option()] = None,
-    stress_key: Annotated[str | None, typer.Option()] = None,
+    energy_key: EnergyKey = None,
+    forces_key: ForcesKey = None,
+    stress_key: StressKey = None,
     config: Annotated[Path | None, typer.Option(help="YAML of config keys")] = None,
     epochs: Annotated[int | None, typer.Option(help="default 50")] = None,
     batch_size: Annotated[int | None, typer.Option(help="default 4")] = None,
     lr: Annotated[float | None, typer.Option(help="default 0.01")] = None,
     energy_weight: Annotated[float | None, typer.Option(help="default 1")] = None,
     forces_weight: Annotated[float | None, typer.Option(help="default 100")] = None,
-    dtype: Annotated[str | None, typer.Option(help="float64 | float32")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
-    output_root: Annotated[str | None, typer.Option(help="where run folders go (default models/)")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    dtype: Dtype = None,
+    device: Device = None,
+    seed: Seed = None,
+    output_root: OutputRoot = None,
+    resume: Resume = False,
+    quiet: Quiet = False,
 ) -> None:  # fmt: skip
     """Fine-tune a MACE foundation model (or any MACE model) on a few dozen DFT structures.
 

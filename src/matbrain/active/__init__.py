@@ -1,0 +1,1 @@
+"""Active learning: the labelled-structure store, oracles, MD sampling, selection, the loop."""

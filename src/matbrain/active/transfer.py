@@ -1,0 +1,69 @@
+"""Moving structures between extxyz files and the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ase import Atoms
+
+from matbrain.active.store import Labels, LabelStore
+
+
+@dataclass
+class ImportReport:
+    completed: int = 0
+    pending: int = 0
+    duplicates: int = 0
+
+
+def _labels_of(atoms: Atoms) -> Labels | None:
+    results = getattr(atoms.calc, "results", None) or {}
+    if "energy" in results and "forces" in results:
+        return Labels(results["energy"], results["forces"], results.get("stress"))
+    return None
+
+
+def import_extxyz(
+    store: LabelStore, path: Path, generation: int = 0, config_type: str | None = None
+) -> ImportReport:
+    """Frames with energy and forces are stored as completed, the others as pending."""
+    import ase.io
+
+    if not path.exists():
+        raise FileNotFoundError(f"file not found: {path}")
+    try:
+        frames = ase.io.read(path, ":")
+    except Exception as exc:  # ASE raises many types for malformed files
+        raise ValueError(f"{path}: cannot read structures ({exc})") from exc
+    report = ImportReport()
+    oracle = {"name": "imported", "version": "", "settings": {"file": str(path)}}
+    for atoms in frames:
+        labels = _labels_of(atoms)
+        row = store.add(
+            atoms,
+            generation=generation,
+            config_type=config_type or str(atoms.info.get("config_type", "imported")),
+            source=path.name,
+            labels=labels,
+            oracle=oracle if labels is not None else None,
+        )
+        if row is None:
+            report.duplicates += 1
+        elif labels is not None:
+            report.completed += 1
+        else:
+            report.pending += 1
+    return report
+
+
+def export_extxyz(store: LabelStore, path: Path, generations: list[int] | None = None) -> int:
+    """Write completed structures (energy, forces, stress, config_type, generation) to extxyz."""
+    import ase.io
+
+    frames = store.completed(generations)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    ase.io.write(tmp, frames, format="extxyz")
+    tmp.replace(path)
+    return len(frames)

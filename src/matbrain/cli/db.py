@@ -1,0 +1,80 @@
+"""``matbrain db ...``: the labelled-structure store of active learning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from matbrain.cli.common import EXPECTED_ERRORS, console, fail
+
+db_app = typer.Typer(
+    help="The labelled-structure store (ASE database). Example: matbrain db stats --db al.db",
+    no_args_is_help=True,
+)
+DbOption = Annotated[str, typer.Option("--db", help="SQLite file or postgresql:// URL")]
+
+
+@db_app.command("stats")
+def stats_cmd(db: DbOption) -> None:
+    """Counts by status and generation.
+
+    Example: matbrain db stats --db al.db
+    """
+    from rich.table import Table
+
+    from matbrain.active.store import STATUSES, LabelStore
+
+    if not db.startswith(("postgresql://", "postgres://")) and not Path(db).exists():
+        fail(FileNotFoundError(f"database not found: {db}"))
+    store = LabelStore(db)
+    table = Table("generation", *STATUSES, "total", title=db)
+    for row in store.stats():
+        table.add_row(*(str(row[k]) for k in ("generation", *STATUSES, "total")))
+    console.print(table)
+    for row_id, reason in store.failures()[:10]:
+        console.print(f"failed row {row_id}: {reason}", highlight=False)
+
+
+@db_app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="extxyz file")],
+    db: DbOption,
+    generation: Annotated[int, typer.Option()] = 0,
+    config_type: Annotated[str | None, typer.Option(help="default: the frame's config_type")] = None,
+) -> None:  # fmt: skip
+    """Import structures: labelled frames (energy + forces) as completed, the rest as pending.
+
+    Example: matbrain db import seeds.xyz --db al.db
+    """
+    from matbrain.active.store import LabelStore
+    from matbrain.active.transfer import import_extxyz
+
+    try:
+        report = import_extxyz(LabelStore(db), file, generation, config_type)
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
+    console.print(
+        f"imported {report.completed} labelled, {report.pending} pending; "
+        f"{report.duplicates} duplicates skipped"
+    )
+
+
+@db_app.command("export")
+def export_cmd(
+    db: DbOption,
+    output: Annotated[Path, typer.Option(help="extxyz file to write")],
+    generations: Annotated[list[int] | None, typer.Option(help="only these generations")] = None,
+) -> None:  # fmt: skip
+    """Export completed structures to extxyz (energy, forces, stress, config_type, generation).
+
+    Example: matbrain db export --db al.db --output labelled.xyz
+    """
+    from matbrain.active.store import LabelStore
+    from matbrain.active.transfer import export_extxyz
+
+    if not db.startswith(("postgresql://", "postgres://")) and not Path(db).exists():
+        fail(FileNotFoundError(f"database not found: {db}"))
+    n = export_extxyz(LabelStore(db), output, generations)
+    console.print(f"wrote {n} structures to {output}")

@@ -1,0 +1,164 @@
+"""The labelled-structure store over ase.db: transitions, claiming, crash and resume."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from matbrain.active.store import Labels, LabelStore, structure_hash
+
+
+def _cells(n: int):
+    out = []
+    for i in range(n):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.rattle(0.05, seed=i)
+        out.append(atoms)
+    return out
+
+
+def _emt_labels(atoms) -> Labels:
+    work = atoms.copy()
+    work.calc = EMT()
+    return Labels(work.get_potential_energy(), work.get_forces(), work.get_stress())
+
+
+EMT_INFO = {"name": "emt", "version": "ase", "settings": {}}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        return LabelStore(tmp_path / "al.db")
+    url = os.environ.get("MATBRAIN_TEST_POSTGRES")
+    if not url:
+        pytest.skip("no PostgreSQL server (set MATBRAIN_TEST_POSTGRES=postgresql://...)")
+    return LabelStore(url)
+
+
+def test_pending_running_completed_failed(store):
+    ids = [store.add(a, generation=0, config_type="rattled", source="test") for a in _cells(3)]
+    assert store.counts() == {"pending": 3, "running": 0, "completed": 0, "failed": 0}
+    first = store.claim("w1")
+    assert first.id == ids[0] and first.config_type == "rattled"
+    assert store.counts()["running"] == 1
+    store.complete(first.id, _emt_labels(first.atoms), EMT_INFO)
+    second = store.claim("w1")
+    store.fail(second.id, "SCF not converged after 100 iterations", EMT_INFO)
+    assert store.counts() == {"pending": 1, "running": 0, "completed": 1, "failed": 1}
+    assert store.failures() == [(second.id, "SCF not converged after 100 iterations")]
+    done = store.completed()
+    assert len(done) == 1 and done[0].info["oracle"] == "emt"
+    np.testing.assert_allclose(done[0].get_forces(), _emt_labels(first.atoms).forces)
+    with pytest.raises(ValueError, match="not running"):
+        store.complete(first.id, _emt_labels(first.atoms))  # never overwrite a labelled row
+
+
+def test_duplicates_are_not_stored_twice(store):
+    atoms = _cells(1)[0]
+    assert store.add(atoms) is not None
+    assert store.add(atoms.copy()) is None
+    assert structure_hash(atoms) != structure_hash(_cells(2)[1])
+
+
+def test_nan_labels_are_refused_and_nothing_is_lost(store):
+    atoms = _cells(1)[0]
+    store.add(atoms)
+    claimed = store.claim()
+    bad = _emt_labels(atoms)
+    with pytest.raises(ValueError, match="forces"):
+        store.complete(claimed.id, Labels(bad.energy, bad.forces * np.nan))
+    assert store.counts()["running"] == 1  # still claimed, not half-written
+
+
+def test_crash_mid_labelling_then_resume_loses_nothing(store):
+    for atoms in _cells(5):
+        store.add(atoms)
+    labelled = {}
+    for _ in range(3):
+        c = store.claim("w")
+        labels = _emt_labels(c.atoms)
+        store.complete(c.id, labels)
+        labelled[c.id] = labels.energy
+    store.claim("w")  # the worker dies here, its row stays running
+    assert store.counts() == {"pending": 1, "running": 1, "completed": 3, "failed": 0}
+    resumed = LabelStore(store.url)  # a new process opens the same store
+    assert resumed.requeue_running() == 1
+    while (c := resumed.claim("w2")) is not None:
+        resumed.complete(c.id, _emt_labels(c.atoms))
+    assert resumed.counts()["completed"] == 5
+    for atoms in resumed.completed():
+        if atoms.info["db_id"] in labelled:
+            assert atoms.get_potential_energy() == labelled[atoms.info["db_id"]]
+
+
+def _claim_all(url: str, queue) -> None:
+    store = LabelStore(url)
+    got = []
+    while (c := store.claim(f"pid{os.getpid()}")) is not None:
+        got.append(c.id)
+    queue.put(got)
+
+
+def test_two_workers_never_claim_the_same_row(tmp_path):
+    url = str(tmp_path / "shared.db")
+    store = LabelStore(url)
+    for atoms in _cells(40):
+        store.add(atoms)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    workers = [ctx.Process(target=_claim_all, args=(url, queue)) for _ in range(3)]
+    for w in workers:
+        w.start()
+    claimed = [i for _ in workers for i in queue.get(timeout=120)]
+    for w in workers:
+        w.join(timeout=60)
+    assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 40
+
+
+def test_stats_by_generation(store):
+    for g, atoms in enumerate(_cells(3)):
+        store.add(atoms, generation=g % 2)
+    store.claim()
+    table = {row["generation"]: row for row in store.stats()}
+    assert table[0]["total"] == 2 and table[0]["running"] == 1 and table[1]["pending"] == 1
+
+
+def test_db_cli_import_stats_export(tmp_path):
+    import ase.io
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from typer.testing import CliRunner
+
+    from matbrain.cli.main import app
+
+    frames = []
+    for i, atoms in enumerate(_cells(4)):
+        if i < 2:
+            labels = _emt_labels(atoms)
+            atoms.calc = SinglePointCalculator(
+                atoms, energy=labels.energy, forces=labels.forces, stress=labels.stress
+            )
+        frames.append(atoms)
+    xyz = tmp_path / "seeds.xyz"
+    ase.io.write(xyz, frames, format="extxyz")
+    db = str(tmp_path / "al.db")
+    runner = CliRunner()
+    result = runner.invoke(app, ["db", "import", str(xyz), "--db", db])
+    assert result.exit_code == 0 and "imported 2 labelled, 2 pending" in result.output
+    result = runner.invoke(app, ["db", "import", str(xyz), "--db", db])
+    assert "4 duplicates skipped" in result.output
+    result = runner.invoke(app, ["db", "stats", "--db", db])
+    assert result.exit_code == 0 and "generation" in result.output
+    out = tmp_path / "out.xyz"
+    result = runner.invoke(app, ["db", "export", "--db", db, "--output", str(out)])
+    assert result.exit_code == 0
+    back = ase.io.read(out, ":")
+    assert len(back) == 2
+    assert back[0].get_potential_energy() == pytest.approx(frames[0].get_potential_energy())
+    result = runner.invoke(app, ["db", "stats", "--db", str(tmp_path / "missing.db")])
+    assert result.exit_code == 2 and "database not found" in result.output
