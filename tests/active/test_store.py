@@ -152,13 +152,17 @@ def test_db_cli_import_stats_export(tmp_path):
     assert result.exit_code == 0 and "imported 2 labelled, 2 pending" in result.output
     result = runner.invoke(app, ["db", "import", str(xyz), "--db", db])
     assert "4 duplicates skipped" in result.output
+    result = runner.invoke(app, ["db", "label", "--db", db, "--oracle", "emt"])
+    assert result.exit_code == 0 and "labelled 2, failed 0" in result.output
+    result = runner.invoke(app, ["db", "label", "--db", db, "--oracle", "vasp"])
+    assert result.exit_code == 2 and "unknown oracle" in result.output
     result = runner.invoke(app, ["db", "stats", "--db", db])
     assert result.exit_code == 0 and "generation" in result.output
     out = tmp_path / "out.xyz"
     result = runner.invoke(app, ["db", "export", "--db", db, "--output", str(out)])
     assert result.exit_code == 0
     back = ase.io.read(out, ":")
-    assert len(back) == 2
+    assert len(back) == 4
     assert back[0].get_potential_energy() == pytest.approx(frames[0].get_potential_energy())
     result = runner.invoke(app, ["db", "stats", "--db", str(tmp_path / "missing.db")])
     assert result.exit_code == 2 and "database not found" in result.output

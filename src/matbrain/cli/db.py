@@ -78,3 +78,36 @@ def export_cmd(
         fail(FileNotFoundError(f"database not found: {db}"))
     n = export_extxyz(LabelStore(db), output, generations)
     console.print(f"wrote {n} structures to {output}")
+
+
+@db_app.command("label")
+def label_cmd(
+    db: DbOption,
+    oracle: Annotated[str, typer.Option(help="gpaw | espresso | emt (emt: tests only)")] = "gpaw",
+    settings: Annotated[Path | None, typer.Option(help="YAML of oracle settings, e.g. cutoff_eV: 500")] = None,
+    workers: Annotated[int, typer.Option(help="parallel worker processes")] = 1,
+) -> None:  # fmt: skip
+    """Label every pending structure with a DFT oracle; failures are recorded and skipped.
+
+    Rerun after an interruption: structures left running are labelled again, nothing labelled
+    is touched.
+
+    Example: matbrain db label --db al.db --oracle gpaw --workers 2
+    """
+    import yaml
+
+    from matbrain.active.labelling import label_pending
+
+    try:
+        options = {}
+        if settings is not None:
+            if not settings.exists():
+                raise FileNotFoundError(f"settings file not found: {settings}")
+            options = yaml.safe_load(settings.read_text()) or {}
+        report = label_pending(db, oracle, options, workers=workers)
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
+    console.print(
+        f"labelled {report.completed}, failed {report.failed}"
+        + (f" ({report.requeued} interrupted structures relabelled)" if report.requeued else "")
+    )
