@@ -99,7 +99,14 @@ def prepare_data(
         keys = LabelKeys(cfg.energy_key, cfg.forces_key, cfg.stress_key)
         frames = read_labelled(cfg.data, keys)
         n_read = len(frames)
-        split = split_frames(frames, cfg.valid_fraction, cfg.test_fraction, cfg.seed, cfg.elements)
+        split = split_frames(
+            frames,
+            cfg.valid_fraction,
+            cfg.test_fraction,
+            cfg.seed,
+            cfg.elements,
+            cfg.max_structures,
+        )
         dropped = split.dropped_by_element
         splits = {
             "train": split.train,
