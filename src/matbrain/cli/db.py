@@ -111,3 +111,41 @@ def label_cmd(
         f"labelled {report.completed}, failed {report.failed}"
         + (f" ({report.requeued} interrupted structures relabelled)" if report.requeued else "")
     )
+
+
+@db_app.command("init")
+def init_cmd(
+    db: DbOption,
+    seed: Annotated[list[str], typer.Option("--seed", help="structure file or JARVIS id (repeat)")],
+    rattled: Annotated[int, typer.Option(help="rattled copies per seed")] = 8,
+    rattle: Annotated[float, typer.Option(help="rattle amplitude (Å)")] = 0.05,
+    random_strains: Annotated[int, typer.Option(help="randomly strained copies per seed")] = 4,
+    supercell: Annotated[str, typer.Option(help="repeat the seeds, e.g. 2,2,2")] = "1,1,1",
+    vacancies: Annotated[bool, typer.Option("--vacancies", help="add single-vacancy variants")] = False,
+    random_seed: Annotated[int, typer.Option()] = 0,
+) -> None:  # fmt: skip
+    """Write the initial set (seed, rattled, strained, optionally vacancy variants) as pending.
+
+    Example: matbrain db init --db al.db --seed Si.cif --seed JVASP-1002 --supercell 2,2,2
+    """
+    from matbrain.active.initial import InitialSetConfig, add_initial_set, read_seeds
+    from matbrain.active.store import LabelStore
+
+    try:
+        repeats = tuple(int(x) for x in supercell.replace(" ", "").split(","))
+        if len(repeats) != 3:
+            raise ValueError(f"--supercell needs three integers, got {supercell!r}")
+        cfg = InitialSetConfig(
+            supercell=repeats,  # type: ignore[arg-type]
+            n_rattled=rattled,
+            rattle_std_A=rattle,
+            n_random_strains=random_strains,
+            vacancies=vacancies,
+            seed=random_seed,
+        )
+        report = add_initial_set(LabelStore(db), read_seeds(seed), cfg)
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
+    console.print(
+        f"added {report.added} pending structures; {report.duplicates} duplicates skipped"
+    )
