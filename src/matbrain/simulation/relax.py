@@ -66,22 +66,26 @@ class RelaxResult:
         status = "converged" if self.converged else "NOT converged"
         lines = [
             f"{self.formula} ({self.n_atoms} atoms): {status} after {self.steps} steps",
-            f"{'':<22}{'before':>14}{'after':>14}",
-            f"{'energy (eV/atom)':<22}{i.energy_per_atom_eV:>14.5f}{f.energy_per_atom_eV:>14.5f}",
-            f"{'volume (Å³)':<22}{i.volume_A3:>14.3f}{f.volume_A3:>14.3f}",
-            f"{'a, b, c (Å)':<22}{_triple(i.lattice_abc_A):>14}{_triple(f.lattice_abc_A):>14}",
-            f"{'α, β, γ (°)':<22}{_triple(i.angles_deg, 1):>14}{_triple(f.angles_deg, 1):>14}",
-            f"{'max force (eV/Å)':<22}{i.max_force_eV_per_A:>14.4f}{f.max_force_eV_per_A:>14.4f}",
+            _row("", "before", "after"),
+            _row("energy (eV/atom)", f"{i.energy_per_atom_eV:.5f}", f"{f.energy_per_atom_eV:.5f}"),
+            _row("volume (Å³)", f"{i.volume_A3:.3f}", f"{f.volume_A3:.3f}"),
+            _row("a, b, c (Å)", _triple(i.lattice_abc_A), _triple(f.lattice_abc_A)),
+            _row("α, β, γ (°)", _triple(i.angles_deg, 2), _triple(f.angles_deg, 2)),
+            _row("max force (eV/Å)", f"{i.max_force_eV_per_A:.4f}", f"{f.max_force_eV_per_A:.4f}"),
         ]
         if f.max_stress_GPa is not None and i.max_stress_GPa is not None:
             lines.append(
-                f"{'max stress (GPa)':<22}{i.max_stress_GPa:>14.4f}{f.max_stress_GPa:>14.4f}"
+                _row("max stress (GPa)", f"{i.max_stress_GPa:.4f}", f"{f.max_stress_GPa:.4f}")
             )
         return "\n".join(lines)
 
 
+def _row(label: str, before: str, after: str) -> str:
+    return f"{label:<18}{before:>24}{after:>24}"
+
+
 def _triple(values: list[float], digits: int = 3) -> str:
-    return "/".join(f"{v:.{digits}f}" for v in values)
+    return " ".join(f"{v:.{digits}f}" for v in values)
 
 
 def _state(atoms: Atoms, with_stress: bool) -> CellState:
