@@ -99,3 +99,10 @@ def test_relax_errors(tmp_path):
     ase.io.write(good, bulk("Cu", cubic=True))
     result = invoke("relax", "--structure", str(good), "--model", "no-such-potential")
     assert result.exit_code == 2 and "unknown potential" in result.output
+
+
+def test_data_is_required_unless_resuming(tmp_path):
+    result = invoke("potential", "train", "--level", "smoke")
+    assert result.exit_code == 2 and "--data is required" in result.output
+    result = invoke("potential", "train", "--resume", "--output-root", str(tmp_path))
+    assert result.exit_code == 2 and "no unfinished mace run" in result.output

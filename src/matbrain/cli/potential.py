@@ -45,11 +45,13 @@ Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
 
 
 def _data_options(
-    data: str, elements: list[str] | None, with_forces: bool, with_stress: bool,
+    data: str | None, resume: bool, elements: list[str] | None, with_forces: bool, with_stress: bool,
     energy_key: str | None, forces_key: str | None, stress_key: str | None,
 ) -> dict[str, object]:  # fmt: skip
+    if data is None and not resume:
+        raise ValueError("--data is required (except with --resume, which reuses the run's data)")
     return {
-        "data": data,
+        "data": data or "",
         "elements": split_names(elements),
         "with_forces": with_forces,
         "with_stress": with_stress,
@@ -95,7 +97,7 @@ def _run(cfg, resume: bool, prepare: bool, quiet: bool) -> None:  # type: ignore
 
 @potential_app.command("train", help=TRAIN_HELP)
 def train_cmd(
-    data: Annotated[str, typer.Option(help="extxyz file/folder, ASE db, or jarvis/dft_3d")],
+    data: Annotated[str | None, typer.Option(help="extxyz file/folder, ASE db, or jarvis/dft_3d")] = None,
     algorithm: Annotated[str, typer.Option(help="mace")] = "mace",
     level: Annotated[str, typer.Option(help="smoke | lite | std | pro | max")] = "smoke",
     competition: Annotated[bool, typer.Option("--competition", help="the competition profile")] = False,
@@ -128,7 +130,7 @@ def train_cmd(
             )
         overrides = {
             **_data_options(
-                data, elements, with_forces, with_stress, energy_key, forces_key, stress_key
+                data, resume, elements, with_forces, with_stress, energy_key, forces_key, stress_key
             ),
             "level": "competition" if competition else None,
             "max_structures": max_structures,
@@ -149,7 +151,7 @@ def train_cmd(
 
 @potential_app.command("finetune")
 def finetune_cmd(
-    data: Annotated[str, typer.Option(help="small labelled set: extxyz file/folder or ASE db")],
+    data: Annotated[str | None, typer.Option(help="small labelled set: extxyz file/folder or ASE db")] = None,
     base_model: Annotated[str, typer.Option(help="MACE-MP-0[:small|medium|large] (online) or a local .model / run folder")] = "MACE-MP-0:small",
     elements: Annotated[list[str] | None, typer.Option(help="keep only structures of these elements")] = None,
     with_stress: Annotated[bool, typer.Option("--with-stress", help="fit stress too")] = False,
@@ -180,7 +182,9 @@ def finetune_cmd(
 
     try:
         overrides = {
-            **_data_options(data, elements, True, with_stress, energy_key, forces_key, stress_key),
+            **_data_options(
+                data, resume, elements, True, with_stress, energy_key, forces_key, stress_key
+            ),
             "base_model": base_model,
             "epochs": epochs,
             "batch_size": batch_size,
