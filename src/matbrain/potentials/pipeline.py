@@ -156,7 +156,10 @@ def foundation_e0s(model_path: str) -> dict[str, float]:
     import mace.modules  # noqa: F401  (classes for unpickling)
 
     model = torch.load(model_path, map_location="cpu", weights_only=False)
-    energies = model.atomic_energies_fn.atomic_energies.detach().cpu().reshape(-1).tolist()
+    table = model.atomic_energies_fn.atomic_energies.detach().cpu()
+    if table.ndim == 2:  # (heads, elements): the first head, as mace_run_train does
+        table = table[0]
+    energies = table.reshape(-1).tolist()
     zs = [int(z) for z in model.atomic_numbers]
     return {chemical_symbols[z]: float(e) for z, e in zip(zs, energies, strict=True)}
 
