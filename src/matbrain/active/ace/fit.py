@@ -1,0 +1,155 @@
+"""Run pacemaker on labelled structures: split, export, ``input.yaml``, follow the log, stop early.
+
+pacemaker runs as a subprocess in ``workdir``; its ``log.txt`` is read as it grows, turned into
+training/validation points (:mod:`pacemaker_log`) and fed to :class:`EarlyStopping`. When that
+says stop, pacemaker gets SIGINT (as Ctrl-C: it keeps its interim potential) and the reason is
+recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ase import Atoms
+
+from matbrain.active.ace.config import AceTrainingConfig, write_input_yaml
+from matbrain.active.ace.dataset import split_records, write_pacemaker_dataset
+from matbrain.active.ace.early_stopping import EarlyStopping
+from matbrain.active.ace.pacemaker_log import PacemakerLogParser, Point
+
+POTENTIAL_FILES = (
+    "output_potential.yaml",
+    "interim_potential_best_cycle.yaml",
+    "interim_potential_0.yaml",
+)
+
+
+class PacemakerFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class AceFit:
+    workdir: Path
+    potential_yaml: Path
+    n_train: int
+    n_valid: int
+    points: list[Point] = field(default_factory=list)
+    stopped_early: str | None = None
+    best_iteration: int | None = None
+
+    def final(self, split: str) -> Point | None:
+        chosen = [p for p in self.points if p.split == split]
+        return chosen[-1] if chosen else None
+
+    def metrics(self) -> dict[str, object]:
+        out: dict[str, object] = {"n_train": self.n_train, "n_valid": self.n_valid,
+                                  "stopped_early": self.stopped_early,
+                                  "best_iteration": self.best_iteration}  # fmt: skip
+        for split in ("train", "valid"):
+            p = self.final(split)
+            if p is not None:
+                out[split] = {
+                    "iteration": p.iteration,
+                    "rmse_energy_meV_per_atom": p.rmse_energy_meV_per_atom,
+                    "rmse_forces_eV_per_A": p.rmse_forces_eV_per_A,
+                }
+        return out
+
+
+def pacemaker_executable() -> str | None:
+    """``pacemaker`` of this Python's environment (also when it is not activated), else on PATH."""
+    beside = Path(sys.executable).parent / "pacemaker"
+    return str(beside) if beside.exists() else shutil.which("pacemaker")
+
+
+def _pacemaker() -> str:
+    exe = pacemaker_executable()
+    if exe is None:
+        raise ImportError(
+            "pacemaker not found: pip install python-ace==0.4.0rc1 (with tensorflow and "
+            "tensorpotential, see the README)"
+        )
+    return exe
+
+
+def fit_ace(
+    frames: list[Atoms],
+    cfg: AceTrainingConfig,
+    workdir: Path,
+    on_point: Callable[[Point], None] | None = None,
+    poll_s: float = 0.5,
+) -> AceFit:
+    """Fit an ACE potential to labelled ``frames`` (energy and forces) in ``workdir``."""
+    exe = _pacemaker()
+    workdir.mkdir(parents=True, exist_ok=True)
+    train, valid = split_records(frames, cfg.valid_fraction, cfg.seed)
+    write_pacemaker_dataset(train, workdir / "train.pckl.gzip")
+    write_pacemaker_dataset(valid, workdir / "valid.pckl.gzip")
+    elements = sorted({s for a in frames for s in a.get_chemical_symbols()})
+    write_input_yaml(cfg, elements, "train.pckl.gzip", "valid.pckl.gzip", workdir / "input.yaml")
+    (workdir / "split.json").write_text(json.dumps({
+        "train_db_ids": [a.info.get("db_id") for a in train],
+        "valid_db_ids": [a.info.get("db_id") for a in valid],
+    }))  # fmt: skip
+
+    stopper = EarlyStopping(cfg.early_stopping_patience) if cfg.early_stopping_patience else None
+    parser = PacemakerLogParser()
+    points: list[Point] = []
+    last_train_f: float | None = None
+    log_path = workdir / "log.txt"
+    log_path.unlink(missing_ok=True)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    with open(workdir / "pacemaker_stdout.txt", "w") as out:
+        proc = subprocess.Popen([exe, "input.yaml"], cwd=workdir, stdout=out,
+                                stderr=subprocess.STDOUT, env=env)  # fmt: skip
+        offset, pending = 0, ""
+        try:
+            while True:
+                finished = proc.poll() is not None
+                if log_path.exists():
+                    with open(log_path) as fh:
+                        fh.seek(offset)
+                        chunk = fh.read()
+                        offset = fh.tell()
+                    lines = (pending + chunk).split("\n")
+                    pending = lines.pop()
+                    for line in lines:
+                        for point in parser.feed(line):
+                            points.append(point)
+                            if on_point is not None:
+                                on_point(point)
+                            if point.split == "train":
+                                last_train_f = point.rmse_forces_eV_per_A
+                            elif stopper is not None and last_train_f is not None:
+                                if stopper.update(point.iteration, last_train_f,
+                                                  point.rmse_forces_eV_per_A):  # fmt: skip
+                                    proc.send_signal(signal.SIGINT)
+                if finished:
+                    break
+                time.sleep(poll_s)
+        except BaseException:
+            proc.terminate()
+            proc.wait(timeout=60)
+            raise
+    stopped = stopper.reason if stopper is not None else None
+    if proc.returncode != 0 and stopped is None:
+        tail = (workdir / "pacemaker_stdout.txt").read_text().splitlines()[-10:]
+        raise PacemakerFailed(f"pacemaker exited with {proc.returncode}:\n" + "\n".join(tail))
+    potential = next((workdir / n for n in POTENTIAL_FILES if (workdir / n).exists()), None)
+    if potential is None:
+        raise PacemakerFailed(f"pacemaker wrote no potential in {workdir}")
+    fit = AceFit(workdir, potential, len(train), len(valid), points, stopped,
+                 stopper.best_iteration if stopper else None)  # fmt: skip
+    (workdir / "fit_metrics.json").write_text(json.dumps(fit.metrics(), indent=2))
+    (workdir / "points.json").write_text(json.dumps([asdict(p) for p in points]))
+    return fit
