@@ -15,7 +15,7 @@ from matbrain.active.store import LabelStore
 
 
 def test_oracle_registry_and_settings():
-    with pytest.raises(ValueError, match="valid: gpaw, espresso, emt"):
+    with pytest.raises(ValueError, match="valid: gpaw, espresso, cp2k, emt"):
         make_oracle("vasp")
     with pytest.raises(ValueError, match="cutof_eV"):
         make_oracle("gpaw", {"cutof_eV": 500})  # typo: unknown keys are refused

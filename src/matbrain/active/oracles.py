@@ -1,6 +1,6 @@
 """The "DFT" step: a registry of ASE-calculator oracles with typed settings.
 
-``gpaw`` (plane waves, PBE; the default), ``espresso`` (pw.x), ``emt`` (a fast stand-in for
+``gpaw`` (plane waves, PBE; the default), ``espresso`` (pw.x), ``cp2k`` (cp2k_shell), ``emt`` (a fast stand-in for
 tests only; it refuses elements it has no parameters for). Settings are pydantic models with
 units in their names; an oracle records its name, version and settings with every label.
 """
@@ -82,7 +82,9 @@ def _gpaw(atoms: Atoms, s: GpawSettings, workdir: Path) -> Calculator:
         from gpaw import GPAW, PW, FermiDirac
     except ImportError as exc:
         raise ImportError(
-            "the gpaw oracle needs GPAW: see the README (apt libxc-dev libopenblas-dev, then pip)"
+            "the gpaw oracle needs GPAW, which scripts/setup.sh builds when libxc-dev and "
+            "libopenblas-dev can be installed: install them, then run "
+            "bash scripts/install-gpaw.sh .venv"
         ) from exc
     return GPAW(
         mode=PW(s.cutoff_eV),
@@ -116,6 +118,48 @@ def _espresso(atoms: Atoms, s: EspressoSettings, workdir: Path) -> Calculator:
     )
 
 
+class Cp2kSettings(_Settings):
+    xc: str = "PBE"
+    cutoff_Ry: float = Field(400.0, gt=0, description="plane-wave cutoff of the density grid")
+    basis_set: str = "DZVP-MOLOPT-SR-GTH"
+    pseudo_potential: str = "GTH-PBE"
+    kpoint_density_per_A: float = Field(3.0, gt=0)
+    smearing_K: float = Field(1000.0, ge=0, description="Fermi-Dirac electronic temperature")
+    max_scf_iterations: int = Field(200, ge=1)
+    command: str = "cp2k_shell"
+
+
+def _cp2k(atoms: Atoms, s: Cp2kSettings, workdir: Path) -> Calculator:
+    from ase.calculators.cp2k import CP2K
+
+    kx, ky, kz = _kpts(atoms, s.kpoint_density_per_A)
+    inp = f"""&FORCE_EVAL
+  &DFT
+    &KPOINTS
+      SCHEME MONKHORST-PACK {kx} {ky} {kz}
+    &END KPOINTS
+    &SCF
+      ADDED_MOS 20
+      &SMEAR ON
+        METHOD FERMI_DIRAC
+        ELECTRONIC_TEMPERATURE [K] {s.smearing_K}
+      &END SMEAR
+    &END SCF
+  &END DFT
+&END FORCE_EVAL"""
+    return CP2K(
+        command=s.command,
+        directory=str(workdir),
+        xc=s.xc,
+        cutoff=s.cutoff_Ry * 13.605693,  # ASE takes eV
+        basis_set=s.basis_set,
+        pseudo_potential=s.pseudo_potential,
+        max_scf=s.max_scf_iterations,
+        inp=inp,
+        stress_tensor=bool(atoms.pbc.all()),
+    )
+
+
 @dataclass(frozen=True)
 class _Entry:
     settings: type[_Settings]
@@ -126,6 +170,7 @@ class _Entry:
 ORACLES: dict[str, _Entry] = {
     "gpaw": _Entry(GpawSettings, _gpaw, "gpaw"),
     "espresso": _Entry(EspressoSettings, _espresso, "ase"),
+    "cp2k": _Entry(Cp2kSettings, _cp2k, "ase"),
     "emt": _Entry(EmtSettings, _emt, "ase"),
 }
 
