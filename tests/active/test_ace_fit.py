@@ -1,4 +1,5 @@
-"""One real pacemaker fit on a small EMT-labelled Cu set (EMT: unit tests only)."""
+"""Real pacemaker fits on a small EMT-labelled Cu set (EMT: unit tests only), publishing as a
+versioned potential, the extrapolation grade γ and D-optimal selection with pyace."""
 
 from __future__ import annotations
 
@@ -6,24 +7,38 @@ import json
 
 import numpy as np
 import pytest
+from ase.build import bulk
 
 from emt_data import emt_cu_frames
 from matbrain.active.ace.config import AceTrainingConfig
-from matbrain.active.ace.fit import fit_ace, pacemaker_executable
+from matbrain.active.ace.fit import BEST_INTERIM, fit_ace, pacemaker_executable
+from matbrain.active.ace.versions import list_versions, publish
+from matbrain.active.selection import SelectionConfig, extrapolation_grades, select
 
 pytestmark = pytest.mark.skipif(
     pacemaker_executable() is None, reason="pacemaker (python-ace) is not installed"
 )
 
 
-def test_real_pacemaker_fit_lowers_errors_and_reports_live(tmp_path):
+@pytest.fixture(scope="module")
+def cu_frames():
     frames = emt_cu_frames(40)
     for i, a in enumerate(frames):
         a.info.update(db_id=i + 1, config_type="rattled")
+    return frames
+
+
+@pytest.fixture(scope="module")
+def ace_fit(cu_frames, tmp_path_factory):
     cfg = AceTrainingConfig(cutoff_A=5.0, functions_per_element=30, max_iter=15, display_step=5,
                             early_stopping_patience=None)  # fmt: skip
     seen = []
-    fit = fit_ace(frames, cfg, tmp_path / "fit", on_point=seen.append)
+    fit = fit_ace(cu_frames, cfg, tmp_path_factory.mktemp("ace") / "fit", on_point=seen.append)
+    return fit, seen
+
+
+def test_real_pacemaker_fit_lowers_errors_and_reports_live(ace_fit, cu_frames):
+    fit, seen = ace_fit
     assert fit.potential_yaml.name == "output_potential.yaml" and fit.stopped_early is None
     assert (fit.n_train, fit.n_valid) == (36, 4)
     train = [p for p in seen if p.split == "train"]
@@ -31,11 +46,62 @@ def test_real_pacemaker_fit_lowers_errors_and_reports_live(tmp_path):
     assert len(train) >= 15 and [p.iteration for p in valid][:3] == [0, 5, 10]
     assert train[-1].rmse_forces_eV_per_A < 0.5 * train[0].rmse_forces_eV_per_A
     assert valid[-1].rmse_forces_eV_per_A < valid[0].rmse_forces_eV_per_A
-    split = json.loads((tmp_path / "fit" / "split.json").read_text())
+    split = json.loads((fit.workdir / "split.json").read_text())
     assert not set(split["train_db_ids"]) & set(split["valid_db_ids"])
 
     from pyace import PyACECalculator
 
-    atoms = frames[0].copy()
+    atoms = cu_frames[0].copy()
     atoms.calc = PyACECalculator(str(fit.potential_yaml))
     assert np.isfinite(atoms.get_potential_energy()) and atoms.get_forces().shape == (8, 3)
+
+
+def test_publish_versions_gamma_and_d_optimal_selection(ace_fit, cu_frames, tmp_path):
+    fit, _ = ace_fit
+    version = publish(fit, tmp_path / "potentials", 0, {"note": "test"})
+    for path in (version.yace, version.yaml, version.asi, version.metrics_file):
+        assert path.exists(), path
+    record = version.metrics()
+    assert record["generation"] == 0 and record["n_train"] == 36 and record["note"] == "test"
+    assert len(record["train_db_ids"]) == 36 and "rmse_forces_eV_per_A" in record["valid"]
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        publish(fit, tmp_path / "potentials", 0)
+    assert [v.generation for v in list_versions(tmp_path / "potentials")] == [0]
+
+    from pyace import PyACECalculator
+
+    atoms = cu_frames[0].copy()  # the .yace evaluates like the .yaml
+    atoms.calc = PyACECalculator(str(version.yace))
+    e_yace = atoms.get_potential_energy()
+    atoms.calc = PyACECalculator(str(version.yaml))
+    assert e_yace == pytest.approx(atoms.get_potential_energy(), abs=1e-6)
+
+    # γ: about 1 or below on training structures, far above on structures unlike any of them
+    train_ids = set(record["train_db_ids"])
+    training = [a for a in cu_frames if a.info["db_id"] in train_ids]
+    squeezed = []
+    for k, scale in enumerate((0.80, 0.82, 0.84, 1.15, 1.2)):
+        a = bulk("Cu", "fcc", a=3.61 * scale, cubic=True).repeat((1, 1, 2))
+        a.rattle(0.15, seed=k)
+        squeezed.append(a)
+    g_train = extrapolation_grades(training, version)
+    g_far = extrapolation_grades(squeezed, version)
+    assert g_train.max() < 1.5 and g_far.min() > 2 * g_train.max()
+
+    pool = training[:10] + squeezed
+    grades = np.concatenate([g_train[:10], g_far])
+    cfg = SelectionConfig(low=1.5, high=1e6, budget=3, method="d-optimal")
+    chosen = select(pool, grades, cfg, version)
+    assert len(chosen.indices) == 3 and all(i >= 10 for i in chosen.indices)  # only the window
+    assert chosen.in_window == 5 and len(set(chosen.indices)) == 3
+
+
+def test_early_stop_sends_sigint_and_keeps_best_interim_potential(cu_frames, tmp_path):
+    # a huge min_delta makes every report after the first a strike: stops after 2 reports
+    cfg = AceTrainingConfig(cutoff_A=5.0, functions_per_element=20, max_iter=200, display_step=2,
+                            early_stopping_patience=2, early_stopping_min_delta=100.0)  # fmt: skip
+    fit = fit_ace(cu_frames, cfg, tmp_path / "fit")
+    assert fit.stopped_early is not None and "validation RMSE rose" in fit.stopped_early
+    assert fit.potential_yaml.name == BEST_INTERIM
+    assert fit.final("train").iteration < 200  # stopped long before max_iter
+    assert not (tmp_path / "fit" / "output_potential.yaml").exists()

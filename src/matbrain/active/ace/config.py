@@ -24,6 +24,9 @@ class AceTrainingConfig(BaseModel):
     batch_size: int = Field(100, ge=1)
     valid_fraction: float = Field(0.1, gt=0, lt=1)
     early_stopping_patience: int | None = Field(5, ge=1, description="validation reports")
+    early_stopping_min_delta: float = Field(
+        0.0, ge=0, description="eV/Å a validation force RMSE must improve by to count"
+    )
     seed: int = 42
 
 

@@ -2,8 +2,8 @@
 
 pacemaker runs as a subprocess in ``workdir``; its ``log.txt`` is read as it grows, turned into
 training/validation points (:mod:`pacemaker_log`) and fed to :class:`EarlyStopping`. When that
-says stop, pacemaker gets SIGINT (as Ctrl-C: it keeps its interim potential) and the reason is
-recorded.
+says stop, pacemaker gets SIGINT (as Ctrl-C) and we keep the interim potential copied when the
+best validation report was read (within one log poll of that iteration); the reason is recorded.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ POTENTIAL_FILES = (
     "interim_potential_best_cycle.yaml",
     "interim_potential_0.yaml",
 )
+# pacemaker rewrites interim_potential_<cycle>.yaml after every iteration; we copy it here whenever
+# a validation report is the best so far, so that an early stop keeps the best potential, not the
+# last one
+BEST_INTERIM = "best_valid_potential.yaml"
 
 
 class PacemakerFailed(RuntimeError):
@@ -82,6 +86,14 @@ def _pacemaker() -> str:
     return exe
 
 
+def _keep_interim(workdir: Path) -> None:
+    interim = sorted(workdir.glob("interim_potential_[0-9]*.yaml"), key=lambda p: p.stat().st_mtime)
+    if interim:
+        tmp = workdir / (BEST_INTERIM + ".tmp")
+        shutil.copyfile(interim[-1], tmp)
+        tmp.replace(workdir / BEST_INTERIM)
+
+
 def fit_ace(
     frames: list[Atoms],
     cfg: AceTrainingConfig,
@@ -102,7 +114,12 @@ def fit_ace(
         "valid_db_ids": [a.info.get("db_id") for a in valid],
     }))  # fmt: skip
 
-    stopper = EarlyStopping(cfg.early_stopping_patience) if cfg.early_stopping_patience else None
+    stopper = (
+        EarlyStopping(cfg.early_stopping_patience, cfg.early_stopping_min_delta)
+        if cfg.early_stopping_patience
+        else None
+    )
+    best_valid = float("inf")
     parser = PacemakerLogParser()
     points: list[Point] = []
     last_train_f: float | None = None
@@ -130,7 +147,11 @@ def fit_ace(
                                 on_point(point)
                             if point.split == "train":
                                 last_train_f = point.rmse_forces_eV_per_A
-                            elif stopper is not None and last_train_f is not None:
+                                continue
+                            if point.rmse_forces_eV_per_A < best_valid:
+                                best_valid = point.rmse_forces_eV_per_A
+                                _keep_interim(workdir)
+                            if stopper is not None and last_train_f is not None:
                                 if stopper.update(point.iteration, last_train_f,
                                                   point.rmse_forces_eV_per_A):  # fmt: skip
                                     proc.send_signal(signal.SIGINT)
@@ -145,7 +166,8 @@ def fit_ace(
     if proc.returncode != 0 and stopped is None:
         tail = (workdir / "pacemaker_stdout.txt").read_text().splitlines()[-10:]
         raise PacemakerFailed(f"pacemaker exited with {proc.returncode}:\n" + "\n".join(tail))
-    potential = next((workdir / n for n in POTENTIAL_FILES if (workdir / n).exists()), None)
+    names = (BEST_INTERIM, *POTENTIAL_FILES) if stopped else POTENTIAL_FILES
+    potential = next((workdir / n for n in names if (workdir / n).exists()), None)
     if potential is None:
         raise PacemakerFailed(f"pacemaker wrote no potential in {workdir}")
     fit = AceFit(workdir, potential, len(train), len(valid), points, stopped,
