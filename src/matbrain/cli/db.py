@@ -83,7 +83,7 @@ def export_cmd(
 @db_app.command("label")
 def label_cmd(
     db: DbOption,
-    oracle: Annotated[str, typer.Option(help="gpaw | espresso | emt (emt: tests only)")] = "gpaw",
+    oracle: Annotated[str, typer.Option(help="gpaw | espresso | cp2k | emt (emt: tests only)")] = "gpaw",
     settings: Annotated[Path | None, typer.Option(help="YAML of oracle settings, e.g. cutoff_eV: 500")] = None,
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 1,
 ) -> None:  # fmt: skip

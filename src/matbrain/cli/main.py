@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from matbrain import __version__
+from matbrain.cli.ace import ace_app, loop_app
 from matbrain.cli.common import EXPECTED_ERRORS, console, err
 from matbrain.cli.common import fail as _fail
 from matbrain.cli.common import split_names as _split_names
@@ -31,6 +32,8 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(potential_app, name="potential")
 app.add_typer(db_app, name="db")
+app.add_typer(ace_app, name="ace")
+app.add_typer(loop_app, name="loop")
 app.command("relax")(relax_cmd)
 
 

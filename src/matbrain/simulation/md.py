@@ -153,12 +153,12 @@ def run_md(
     trajectory_index: int = 0,
 ) -> Trajectory:
     """One guarded trajectory from a copy of ``atoms``; sampled frames carry no calculator."""
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
     rng = np.random.default_rng(cfg.seed + 1000 * trajectory_index)
     work = atoms.copy()
     work.calc = calc
-    MaxwellBoltzmannDistribution(work, temperature_K=cfg.temperature_K, rng=rng)
+    thermalize_momenta(work, cfg.temperature_K, rng=rng)
     Stationary(work)
     watch = _Watch(work, guards, cfg.temperature_K)
     result = Trajectory()

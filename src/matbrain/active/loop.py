@@ -1,0 +1,410 @@
+"""The active-learning loop: initial set -> label -> fit ACE -> MD sample -> select -> label -> ...
+
+Generation 0 labels the initial set and fits ``potential_gen_00``. Generation g ≥ 1 runs guarded MD
+with potential g−1, scores the pool (γ or committee), selects inside the window, labels the
+selection and fits potential g. The loop stops after ``generations`` or when the validation force
+RMSE and the share of extrapolative MD frames are both below their targets.
+
+Every step leaves its outputs in ``workdir`` and is recorded in ``state.json`` when done, so a
+rerun after an interruption (Ctrl-C, a crash, a killed job) goes on at the step that was running;
+labelling itself resumes row by row through the store.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from ase import Atoms
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from matbrain.active.ace.config import AceTrainingConfig
+from matbrain.active.ace.pacemaker_log import Point
+from matbrain.active.ace.train import train_from_store
+from matbrain.active.ace.versions import PotentialVersion, version_paths
+from matbrain.active.initial import InitialSetConfig, add_initial_set, read_seeds
+from matbrain.active.labelling import label_pending
+from matbrain.active.sampling import SamplingConfig, sample_pool
+from matbrain.active.selection import (
+    SelectionConfig,
+    committee_disagreement,
+    extrapolation_grades,
+    select,
+)
+from matbrain.active.store import LabelStore
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InitialSettings(_Strict):
+    seeds: list[str] = Field(min_length=1, description="structure files or JARVIS ids")
+    supercell: tuple[int, int, int] = (1, 1, 1)
+    n_rattled: int = Field(8, ge=0)
+    rattle_std_A: float = Field(0.05, ge=0)
+    volumetric_strains: tuple[float, ...] = (-0.03, -0.015, 0.015, 0.03)
+    n_random_strains: int = Field(4, ge=0)
+    max_shear_strain: float = Field(0.03, ge=0)
+    vacancies: bool = False
+    seed: int = 0
+
+    def config(self) -> InitialSetConfig:
+        return InitialSetConfig(**self.model_dump(exclude={"seeds"}))
+
+
+class OracleSettings(_Strict):
+    name: str = "gpaw"
+    settings: dict[str, Any] = Field(default_factory=dict)
+    workers: int = Field(1, ge=1)
+
+
+class Targets(_Strict):
+    force_rmse_eV_per_A: float | None = Field(None, gt=0)
+    extrapolative_share: float | None = Field(None, ge=0, le=1)
+
+
+class LoopConfig(_Strict):
+    db: str = "al.db"
+    workdir: str = "al_run"
+    generations: int = Field(
+        2, ge=0, description="sample/select/label/fit rounds after generation 0"
+    )
+    initial: InitialSettings
+    oracle: OracleSettings = Field(default_factory=OracleSettings)
+    ace: AceTrainingConfig = Field(default_factory=AceTrainingConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    committee: list[str] = Field(
+        default_factory=list, description="potentials (files or names) for committee uncertainty"
+    )
+    targets: Targets = Field(default_factory=Targets)
+
+
+def load_loop_config(path: Path) -> LoopConfig:
+    """Read ``al.yaml``; relative paths (db, workdir, seed files) are relative to its folder."""
+    if not path.exists():
+        raise FileNotFoundError(f"loop config not found: {path}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of settings")
+    base = path.resolve().parent
+
+    def local(p: str) -> str:
+        return (
+            p
+            if p.startswith(("postgresql://", "postgres://")) or Path(p).is_absolute()
+            else str(base / p)
+        )
+
+    for key in ("db", "workdir"):
+        raw[key] = local(str(raw.get(key, LoopConfig.model_fields[key].default)))
+    seeds = raw.get("initial", {}).get("seeds", [])
+    raw.setdefault("initial", {})["seeds"] = [local(s) if (base / s).exists() else s for s in seeds]
+    try:
+        return LoopConfig(**raw)
+    except ValidationError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+EXAMPLE_CONFIG = """\
+# matbrain loop run --config al.yaml   (relative paths are relative to this file)
+db: al.db
+workdir: al_run
+generations: 2
+initial:
+  seeds: [Si.cif]            # files (CIF, POSCAR, extxyz) or JARVIS ids such as JVASP-1002
+  supercell: [1, 1, 1]
+  n_rattled: 6
+  n_random_strains: 2
+oracle:
+  name: gpaw                 # gpaw | espresso | cp2k | emt (tests only)
+  settings: {cutoff_eV: 300, kpoint_density_per_A: 2.0}
+  workers: 2
+ace:
+  cutoff_A: 5.0
+  functions_per_element: 50
+  max_iter: 100
+sampling:
+  temperatures_K: [300, 1000]
+  steps: 300
+  sample_interval: 10
+  trajectories_per_temperature: 1
+selection:
+  low: 1.5                   # γ window: label frames with 1.5 <= γ < 25
+  high: 25
+  budget: 6
+  method: d-optimal          # d-optimal | farthest-point | random
+targets:
+  force_rmse_eV_per_A: 0.05
+  extrapolative_share: 0.05
+"""
+
+
+class LoopState:
+    """``state.json``: the steps done, in order, and why the loop stopped (if it did)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"done": [], "converged": None}
+        if path.exists():
+            self.data = json.loads(path.read_text())
+
+    def done(self, step: str) -> bool:
+        return step in self.data["done"]
+
+    def mark(self, step: str, **extra: Any) -> None:
+        self.data["done"].append(step)
+        self.data.update(extra)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2))
+        tmp.replace(self.path)
+
+
+def _gen(g: int) -> str:
+    return f"gen_{g:02d}"
+
+
+class ActiveLearningLoop:
+    def __init__(
+        self,
+        cfg: LoopConfig,
+        echo: Callable[[str], None] = print,
+        on_point: Callable[[Point], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.work = Path(cfg.workdir)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.potentials = self.work / "potentials"
+        self.state = LoopState(self.work / "state.json")
+        self.echo = echo
+        self.on_point = on_point
+        self.store = LabelStore(cfg.db)
+        (self.work / "config.yaml").write_text(
+            yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False)
+        )
+
+    # ------------------------------------------------------------------------------ steps
+    def _step(self, name: str, action: Callable[[], dict[str, Any] | None]) -> None:
+        if self.state.done(name):
+            return
+        self.echo(f"[{name}] ...")
+        start = time.time()
+        extra = action() or {}
+        self.state.mark(name, **extra)
+        self.echo(f"[{name}] done in {time.time() - start:.0f} s")
+
+    def _initial(self) -> None:
+        seeds = read_seeds(self.cfg.initial.seeds)
+        report = add_initial_set(self.store, seeds, self.cfg.initial.config(), generation=0)
+        self.echo(f"initial set: {report.added} structures added, {report.duplicates} duplicates")
+
+    def _label(self) -> None:
+        o = self.cfg.oracle
+        report = label_pending(self.cfg.db, o.name, o.settings, workers=o.workers)
+        self.echo(f"labelled with {o.name}: {report.completed} completed, {report.failed} failed")
+
+    def _fit(self, g: int) -> None:
+        version = train_from_store(self.cfg.db, self.cfg.ace, self.potentials, self.work / _gen(g),
+                                   generation=g, on_point=self.on_point)  # fmt: skip
+        m = version.metrics()
+        valid = m.get("valid", {})
+        self.echo(
+            f"potential_gen_{g:02d}: validation RMSE E {valid.get('rmse_energy_meV_per_atom', float('nan')):.2f} "
+            f"meV/atom, F {valid.get('rmse_forces_eV_per_A', float('nan')):.4f} eV/Å"
+            + (f" (stopped early: {m['stopped_early']})" if m.get("stopped_early") else "")
+        )
+
+    def _md_seeds(self, g: int) -> list[Atoms]:
+        frames = self.store.completed()
+        first = [a for a in frames if a.info.get("config_type") == "initial"]
+        rest = [a for a in frames if a.info.get("config_type") != "initial"]
+        rng = np.random.default_rng(g)
+        extra = [rest[i] for i in rng.permutation(len(rest))]
+        chosen = (first + extra)[: self.cfg.sampling.max_seeds]
+        return [Atoms(a.numbers, a.positions, cell=a.cell, pbc=a.pbc) for a in chosen]
+
+    def _sample(self, g: int) -> None:
+        import ase.io
+
+        version = version_paths(self.potentials, g - 1)
+        pool = sample_pool(version.yace, self._md_seeds(g), self.cfg.sampling, seed=g)
+        folder = self.work / _gen(g)
+        folder.mkdir(parents=True, exist_ok=True)
+        if pool.frames:
+            ase.io.write(folder / "pool.xyz", pool.frames, format="extxyz")
+        else:  # every trajectory stopped before its first sample
+            (folder / "pool.xyz").write_text("")
+        (folder / "sampling.json").write_text(json.dumps({
+            "potential": str(version.yace), "frames": len(pool.frames),
+            "stable": pool.n_stable, "trajectories": pool.trajectories,
+        }, indent=2))  # fmt: skip
+        self.echo(
+            f"MD with potential_gen_{g - 1:02d}: {len(pool.frames)} frames, "
+            f"{pool.n_stable}/{len(pool.trajectories)} trajectories ran to the end"
+        )
+        for t in pool.trajectories:
+            if t["stopped_by"]:
+                self.echo(f"  {t['temperature_K']:.0f} K #{t['trajectory']} stopped at step "
+                          f"{t['steps_done']}: {t['stopped_by']}")  # fmt: skip
+
+    def _uncertainty(self, frames: list[Atoms], version: PotentialVersion) -> np.ndarray:
+        if self.cfg.selection.uncertainty == "gamma":
+            return extrapolation_grades(frames, version)
+        from matbrain.potentials.calculators import load_potential
+
+        calcs = [load_potential(spec).calc for spec in self.cfg.committee]
+        return committee_disagreement(frames, calcs)
+
+    def _select(self, g: int) -> dict[str, Any]:
+        import ase.io
+
+        folder = self.work / _gen(g)
+        version = version_paths(self.potentials, g - 1)
+        pool = (
+            list(ase.io.read(folder / "pool.xyz", ":"))
+            if (folder / "pool.xyz").stat().st_size
+            else []
+        )
+        scores = self._uncertainty(pool, version) if pool else np.zeros(0)
+        sel = self.cfg.selection
+        chosen = select(pool, scores, sel, version) if pool else None
+        share = float(np.mean(scores >= sel.low)) if len(scores) else 0.0
+        record = {
+            "uncertainty": sel.uncertainty, "scores": scores.tolist(), "extrapolative_share": share,
+            "in_window": chosen.in_window if chosen else 0,
+            "above_window": chosen.above_window if chosen else 0,
+            "selected": chosen.indices if chosen else [],
+        }  # fmt: skip
+        (folder / "selection.json").write_text(json.dumps(record, indent=2))
+        self.echo(
+            f"pool scored by {sel.uncertainty}: median {np.median(scores) if len(scores) else 0:.2f}, "
+            f"{100 * share:.0f}% ≥ {sel.low}, {record['in_window']} in the window, "
+            f"{record['above_window']} above it (not labelled); {len(record['selected'])} selected"
+        )
+        reason = self._converged(g - 1, share)
+        if reason is None and not record["selected"]:
+            reason = (f"no MD frame of potential_gen_{g - 1:02d} in the uncertainty window "
+                      f"[{sel.low}, {sel.high}): nothing left to label")  # fmt: skip
+        if reason:
+            return {"converged": reason}
+        added = 0
+        for i in record["selected"]:
+            frame = pool[i]
+            source = f"md gen {g - 1} {frame.info.get('md_temperature_K', 0):.0f} K"
+            if self.store.add(frame, generation=g, config_type="md", source=source) is not None:
+                added += 1
+        self.echo(f"{added} selected structures added to the store for labelling")
+        return None
+
+    def _converged(self, g: int, share: float) -> str | None:
+        t = self.cfg.targets
+        if t.force_rmse_eV_per_A is None or t.extrapolative_share is None:
+            return None
+        rmse = (
+            version_paths(self.potentials, g).metrics().get("valid", {}).get("rmse_forces_eV_per_A")
+        )
+        if rmse is not None and rmse <= t.force_rmse_eV_per_A and share <= t.extrapolative_share:
+            return (f"potential_gen_{g:02d} met the targets: validation force RMSE {rmse:.4f} ≤ "
+                    f"{t.force_rmse_eV_per_A} eV/Å and {100 * share:.1f}% extrapolative MD frames "
+                    f"≤ {100 * t.extrapolative_share:.1f}%")  # fmt: skip
+        return None
+
+    # ------------------------------------------------------------------------------- run
+    def run(self) -> list[dict[str, Any]]:
+        if self.state.data.get("converged"):
+            self.echo(f"already converged: {self.state.data['converged']}")
+            return self.table()
+        self._step("g00.initial", self._initial)
+        self._step("g00.label", self._label)
+        self._step("g00.fit", lambda: self._fit(0))
+        for g in range(1, self.cfg.generations + 1):
+            self._step(f"g{g:02d}.sample", lambda g=g: self._sample(g))
+            self._step(f"g{g:02d}.select", lambda g=g: self._select(g))
+            if self.state.data.get("converged"):
+                self.echo(f"converged: {self.state.data['converged']}")
+                break
+            self._step(f"g{g:02d}.label", self._label)
+            self._step(f"g{g:02d}.fit", lambda g=g: self._fit(g))
+        return self.table()
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per generation (also written to ``generations.csv`` and ``.md``)."""
+        rows = generation_table(self.work, self.store)
+        write_table(rows, self.work)
+        return rows
+
+
+COLUMNS = (
+    ("generation", "gen"), ("labelled", "labelled"), ("new", "new"), ("failed", "failed"),
+    ("rmse_e_meV_per_atom", "RMSE E (meV/atom)"), ("rmse_f_eV_per_A", "RMSE F (eV/Å)"),
+    ("pool", "MD frames"), ("md_stable", "MD stable"), ("gamma_median", "score median"),
+    ("gamma_max", "score max"), ("extrapolative_pct", "extrapolative %"), ("selected", "selected"),
+)  # fmt: skip
+
+
+def generation_table(work: Path, store: LabelStore) -> list[dict[str, Any]]:
+    """Rows from what each generation left on disk and in the store.
+
+    The MD columns of generation g describe the sampling with potential g−1 that found the
+    structures labelled in generation g.
+    """
+    stats = {s["generation"]: s for s in store.stats()}
+    rows: list[dict[str, Any]] = []
+    labelled = 0
+    g = 0
+    potentials = work / "potentials"
+    while True:
+        version = version_paths(potentials, g)
+        folder = work / _gen(g)
+        if not version.metrics_file.exists() and not (folder / "sampling.json").exists():
+            break
+        s = stats.get(g, {})
+        labelled += s.get("completed", 0)
+        row: dict[str, Any] = {"generation": g, "labelled": labelled,
+                               "new": s.get("completed", 0), "failed": s.get("failed", 0)}  # fmt: skip
+        if version.metrics_file.exists():
+            valid = version.metrics().get("valid", {})
+            row["rmse_e_meV_per_atom"] = valid.get("rmse_energy_meV_per_atom")
+            row["rmse_f_eV_per_A"] = valid.get("rmse_forces_eV_per_A")
+        if (folder / "sampling.json").exists():
+            sampling = json.loads((folder / "sampling.json").read_text())
+            row["pool"] = sampling["frames"]
+            row["md_stable"] = f"{sampling['stable']}/{len(sampling['trajectories'])}"
+        if (folder / "selection.json").exists():
+            sel = json.loads((folder / "selection.json").read_text())
+            scores = np.asarray(sel["scores"])
+            if len(scores):
+                row["gamma_median"] = float(np.median(scores))
+                row["gamma_max"] = float(scores.max())
+            row["extrapolative_pct"] = 100 * sel["extrapolative_share"]
+            row["selected"] = len(sel["selected"])
+        rows.append(row)
+        g += 1
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+    return str(value)
+
+
+def write_table(rows: list[dict[str, Any]], work: Path) -> None:
+    keys = [k for k, _ in COLUMNS]
+    with open(work / "generations.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in keys})
+    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_fmt(r.get(k)) for k in keys) + " |" for r in rows]
+    (work / "generations.md").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,93 @@
+"""MD sampling with a potential version: guarded trajectories at several temperatures -> a pool.
+
+Trajectories run in worker processes (``workers``), each loading the potential from its file, so
+the pool is the same whichever the number of workers. Every trajectory records whether a guard
+stopped it and why.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+from pydantic import BaseModel, ConfigDict, Field
+
+from matbrain.simulation.md import Guards, MdConfig, Trajectory, run_md
+
+
+class GuardSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_distance_A: float = Field(0.7, gt=0)
+    max_force_eV_per_A: float = Field(30.0, gt=0)
+    max_temperature_factor: float = Field(3.0, gt=1)
+    max_energy_jump_eV_per_atom: float = Field(0.5, gt=0)
+    max_volume_change: float = Field(0.3, gt=0)
+
+    def guards(self) -> Guards:
+        return Guards(**self.model_dump())
+
+
+class SamplingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperatures_K: list[float] = Field(default_factory=lambda: [300.0, 800.0], min_length=1)
+    pressure_bar: float | None = Field(None, description="NPT when set, else NVT Langevin")
+    steps: int = Field(500, ge=1)
+    timestep_fs: float = Field(1.0, gt=0)
+    sample_interval: int = Field(10, ge=1)
+    trajectories_per_temperature: int = Field(2, ge=1)
+    max_seeds: int = Field(4, ge=1, description="starting structures drawn from the labelled set")
+    workers: int = Field(1, ge=1, description="trajectories run in parallel processes")
+    guards: GuardSettings = Field(default_factory=GuardSettings)
+
+
+@dataclass
+class SampledPool:
+    frames: list[Atoms] = field(default_factory=list)
+    trajectories: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def n_stable(self) -> int:
+        return sum(1 for t in self.trajectories if t["stopped_by"] is None)
+
+
+def _one(args: tuple[Atoms, str, MdConfig, Guards, int]) -> Trajectory:
+    atoms, potential, cfg, guards, index = args
+    from pyace import PyACECalculator
+
+    return run_md(atoms, PyACECalculator(potential), cfg, guards, trajectory_index=index)
+
+
+def sample_pool(
+    potential: Path, seeds: list[Atoms], cfg: SamplingConfig, seed: int = 0
+) -> SampledPool:
+    """Run every trajectory with the ACE potential file ``potential`` (``.yace`` or ``.yaml``)."""
+    if not seeds:
+        raise ValueError("no starting structures for MD sampling")
+    jobs = []
+    for t_index, temperature in enumerate(cfg.temperatures_K):
+        md = MdConfig(temperature_K=temperature, pressure_bar=cfg.pressure_bar, steps=cfg.steps,
+                      timestep_fs=cfg.timestep_fs, sample_interval=cfg.sample_interval,
+                      seed=seed + 7919 * t_index)  # fmt: skip
+        for k in range(cfg.trajectories_per_temperature):
+            index = len(jobs)
+            jobs.append((seeds[index % len(seeds)], str(potential), md, cfg.guards.guards(), k))
+    if cfg.workers > 1:
+        with mp.get_context("spawn").Pool(min(cfg.workers, len(jobs))) as pool:
+            results = pool.map(_one, jobs)
+    else:
+        results = [_one(job) for job in jobs]
+    out = SampledPool()
+    for (atoms, _, md, _, k), traj in zip(jobs, results, strict=True):
+        for frame in traj.frames:
+            frame.info["md_seed_formula"] = atoms.get_chemical_formula()
+        out.frames.extend(traj.frames)
+        out.trajectories.append({
+            "temperature_K": md.temperature_K, "trajectory": k, "steps_done": traj.steps_done,
+            "steps": md.steps, "frames": len(traj.frames), "stopped_by": traj.stopped_by,
+        })  # fmt: skip
+    return out

@@ -1,0 +1,181 @@
+"""``matbrain ace train`` (also ``mlip-auto train``) and ``matbrain loop run|status|example``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from matbrain.cli.common import EXPECTED_ERRORS, console, fail
+
+ace_app = typer.Typer(
+    help="ACE potentials with pacemaker. Example: matbrain ace train --db al.db",
+    no_args_is_help=True,
+)
+loop_app = typer.Typer(
+    help="The active-learning loop. Example: matbrain loop run --config al.yaml",
+    no_args_is_help=True,
+)
+
+
+def _live_progress(max_iter: int):  # type: ignore[no-untyped-def]
+    """A rich progress bar over pacemaker iterations, fed with log points."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("pacemaker"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console)  # fmt: skip
+    task = progress.add_task("fit", total=max_iter, info="")
+    last = {"train": "", "valid": ""}
+
+    def on_point(p) -> None:  # type: ignore[no-untyped-def]
+        last[p.split] = (
+            f"{p.split} E {p.rmse_energy_meV_per_atom:.1f} meV/at F {p.rmse_forces_eV_per_A:.3f} eV/Å"
+        )
+        progress.update(
+            task,
+            completed=min(p.iteration, max_iter),
+            info="  ".join(v for v in last.values() if v),
+        )
+
+    return progress, on_point
+
+
+@ace_app.command("train")
+def train_cmd(
+    db: Annotated[str, typer.Option("--db", help="the store: SQLite file or postgresql:// URL")],
+    potentials: Annotated[Path, typer.Option(help="folder of versioned potentials")] = Path("potentials"),
+    workdir: Annotated[Path, typer.Option(help="where pacemaker runs")] = Path("ace_fits"),
+    max_iter: Annotated[int | None, typer.Option("--max-iter", help="pacemaker iterations")] = None,
+    generations: Annotated[list[int] | None, typer.Option("--generations", help="only these generations (repeat)")] = None,
+    cutoff: Annotated[float | None, typer.Option("--cutoff", help="radial cutoff (Å)")] = None,
+    functions: Annotated[int | None, typer.Option("--functions", help="basis functions per element")] = None,
+    kappa: Annotated[float | None, typer.Option(help="force share of the loss (0..1)")] = None,
+    patience: Annotated[int | None, typer.Option(help="early-stopping patience (validation reports); 0: off")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML of ACE training settings (the 'ace' block of al.yaml)")] = None,
+) -> None:  # fmt: skip
+    """Fit ACE on the labelled structures of the store and publish potentials/potential_gen_NN.yace.
+
+    The fit follows pacemaker's log live, stops early when the validation error rises while the
+    training error falls, and writes the .yace, .yaml, active set .asi and a metrics JSON as the
+    next version (never overwriting one).
+
+    Example: matbrain ace train --db al.db --max-iter 200
+    """
+    import yaml
+
+    from matbrain.active.ace.config import AceTrainingConfig
+    from matbrain.active.ace.train import train_from_store
+
+    if not db.startswith(("postgresql://", "postgres://")) and not Path(db).exists():
+        fail(FileNotFoundError(f"database not found: {db}"))
+    try:
+        if config and not config.exists():
+            raise FileNotFoundError(f"config not found: {config}")
+        base = yaml.safe_load(config.read_text()) if config else {}
+        flags = {"max_iter": max_iter, "cutoff_A": cutoff, "functions_per_element": functions,
+                 "kappa": kappa, "early_stopping_patience": patience}  # fmt: skip
+        overrides = {k: v for k, v in flags.items() if v is not None}
+        if overrides.get("early_stopping_patience") == 0:
+            overrides["early_stopping_patience"] = None
+        cfg = AceTrainingConfig(**{**(base or {}), **overrides})
+        progress, on_point = _live_progress(cfg.max_iter)
+        with progress:
+            version = train_from_store(db, cfg, potentials, workdir, generations=generations,
+                                       on_point=on_point)  # fmt: skip
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
+    except Exception as exc:  # pydantic errors and pacemaker failures
+        fail(exc)
+    m = version.metrics()
+    for split in ("train", "valid"):
+        if split in m:
+            s = m[split]
+            console.print(f"{split:5s} RMSE: energy {s['rmse_energy_meV_per_atom']:.2f} meV/atom, "
+                          f"forces {s['rmse_forces_eV_per_A']:.4f} eV/Å (iteration {s['iteration']})")  # fmt: skip
+    if m.get("stopped_early"):
+        console.print(f"stopped early: {m['stopped_early']}")
+    console.print(
+        f"potential: {version.yace} (+ .yaml, .asi, .json); learning curve: {m['learning_curve']}"
+    )
+
+
+@loop_app.command("run")
+def run_cmd(
+    config: Annotated[Path, typer.Option(help="al.yaml (see: matbrain loop example)")],
+) -> None:
+    """Run (or resume) the active-learning loop: label, fit ACE, sample MD, select, label, ...
+
+    Interrupt it at any time; the same command goes on where it stopped. The per-generation table
+    is printed at the end and written to WORKDIR/generations.md and .csv.
+
+    Example: matbrain loop run --config al.yaml
+    """
+    from matbrain.active.loop import ActiveLearningLoop, load_loop_config
+
+    try:
+        cfg = load_loop_config(config)
+        loop = ActiveLearningLoop(cfg, echo=lambda line: console.print(line, highlight=False))
+        rows = loop.run()
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
+    _print_table(rows)
+
+
+@loop_app.command("status")
+def status_cmd(config: Annotated[Path, typer.Option(help="al.yaml")]) -> None:
+    """The per-generation table and the steps done so far.
+
+    Example: matbrain loop status --config al.yaml
+    """
+    from matbrain.active.loop import LoopState, generation_table, load_loop_config
+    from matbrain.active.store import LabelStore
+
+    try:
+        cfg = load_loop_config(config)
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
+    work = Path(cfg.workdir)
+    state = LoopState(work / "state.json")
+    console.print(f"steps done: {', '.join(state.data['done']) or 'none'}")
+    if state.data.get("converged"):
+        console.print(f"converged: {state.data['converged']}")
+    _print_table(generation_table(work, LabelStore(cfg.db)))
+
+
+@loop_app.command("example")
+def example_cmd() -> None:
+    """Print an example al.yaml (GPAW oracle, two generations).
+
+    Example: matbrain loop example > al.yaml
+    """
+    from matbrain.active.loop import EXAMPLE_CONFIG
+
+    typer.echo(EXAMPLE_CONFIG, nl=False)
+
+
+def _print_table(rows) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    from matbrain.active.loop import COLUMNS, _fmt
+
+    table = Table(*(h for _, h in COLUMNS), title="active learning, per generation")
+    for row in rows:
+        table.add_row(*(_fmt(row.get(k)) for k, _ in COLUMNS))
+    console.print(table)
+
+
+# `mlip-auto train ...` for users of that name: the same command
+mlip_auto = typer.Typer(
+    help="ACE potentials with pacemaker (matbrain's ace commands).", no_args_is_help=True
+)
+mlip_auto.command("train")(train_cmd)
+
+
+@mlip_auto.callback()
+def _mlip_auto_group() -> None:
+    """ACE potentials with pacemaker. Example: mlip-auto train --db al.db"""
+
+
+def mlip_auto_main() -> None:
+    mlip_auto()

@@ -1,0 +1,96 @@
+"""The active-learning loop end to end with EMT as the oracle (unit tests only) and real pacemaker."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from ase.build import bulk
+from ase.io import write
+
+from matbrain.active.ace.fit import pacemaker_executable
+from matbrain.active.loop import ActiveLearningLoop, load_loop_config
+from matbrain.active.store import LabelStore
+
+pytestmark = pytest.mark.skipif(
+    pacemaker_executable() is None, reason="pacemaker (python-ace) is not installed"
+)
+
+
+def _config(tmp_path, generations: int) -> dict:
+    write(tmp_path / "Cu.cif", bulk("Cu", "fcc", a=3.6, cubic=True))
+    return {
+        "db": "al.db", "workdir": "run", "generations": generations,
+        "initial": {"seeds": ["Cu.cif"], "supercell": [2, 1, 1], "n_rattled": 8,
+                    "rattle_std_A": 0.1, "n_random_strains": 4},
+        "oracle": {"name": "emt", "workers": 1},
+        "ace": {"cutoff_A": 5.0, "functions_per_element": 20, "max_iter": 10, "display_step": 5,
+                "early_stopping_patience": None},
+        "sampling": {"temperatures_K": [300, 900], "steps": 60, "sample_interval": 5,
+                     "trajectories_per_temperature": 1, "max_seeds": 2},
+        "selection": {"low": 1.05, "high": 1000, "budget": 4, "method": "farthest-point"},
+    }  # fmt: skip
+
+
+def test_config_errors_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="loop config not found"):
+        load_loop_config(tmp_path / "missing.yaml")
+    raw = _config(tmp_path, 1)
+    raw["selection"]["budjet"] = 3
+    (tmp_path / "al.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="budjet"):
+        load_loop_config(tmp_path / "al.yaml")
+
+
+def test_two_generation_loop_resumes_after_interruption(tmp_path):
+    (tmp_path / "al.yaml").write_text(yaml.safe_dump(_config(tmp_path, 2)))
+    cfg = load_loop_config(tmp_path / "al.yaml")
+    assert cfg.db == str(tmp_path / "al.db") and cfg.initial.seeds == [str(tmp_path / "Cu.cif")]
+
+    class Stop(Exception):
+        pass
+
+    def interrupt_at_generation_1_labelling(line: str) -> None:
+        if line.startswith("[g01.label]"):
+            raise Stop  # as if the job were killed between selection and labelling
+
+    with pytest.raises(Stop):
+        ActiveLearningLoop(cfg, echo=interrupt_at_generation_1_labelling).run()
+    work = tmp_path / "run"
+    gen0 = (work / "potentials" / "potential_gen_00.yace").stat().st_mtime
+    store = LabelStore(cfg.db)
+    pending_before = store.counts()["pending"]
+    assert pending_before > 0  # the selection of generation 1 waits for its labels
+
+    lines: list[str] = []
+    rows = ActiveLearningLoop(cfg, echo=lines.append).run()
+    assert not any(line.startswith(("[g00.", "[g01.sample]", "[g01.select]")) for line in lines)
+    assert (work / "potentials" / "potential_gen_00.yace").stat().st_mtime == gen0  # not refitted
+    for g in (0, 1, 2):
+        for suffix in ("yace", "yaml", "asi", "json"):
+            assert (work / "potentials" / f"potential_gen_{g:02d}.{suffix}").exists()
+
+    counts = store.counts()
+    assert counts["pending"] == 0 and counts["running"] == 0 and counts["failed"] == 0
+    by_gen = {s["generation"]: s["completed"] for s in store.stats()}
+    assert by_gen[0] == 17 and 1 <= by_gen[1] <= 4 and 1 <= by_gen[2] <= 4
+    md_rows = [a for a in store.completed([1, 2])]
+    assert all(a.info["config_type"] == "md" for a in md_rows)
+
+    # the table: one row per generation, the numbers taken from the fits and the MD pools
+    assert [r["generation"] for r in rows] == [0, 1, 2]
+    assert rows[2]["labelled"] == sum(by_gen.values())
+    assert all(r["rmse_f_eV_per_A"] > 0 for r in rows)
+    assert rows[1]["pool"] > 0 and rows[1]["selected"] == by_gen[1]
+    assert "RMSE F (eV/Å)" in (work / "generations.md").read_text()
+    gen2 = json.loads((work / "potentials" / "potential_gen_02.json").read_text())
+    assert gen2["n_structures"] == sum(by_gen.values())
+    assert set(gen2["train_db_ids"]) | set(gen2["valid_db_ids"]) == {
+        a.info["db_id"] for a in store.completed()
+    }
+
+    # a third run has nothing left to do
+    again: list[str] = []
+    ActiveLearningLoop(cfg, echo=again.append).run()
+    assert not any(line.startswith("[") for line in again)
