@@ -1,0 +1,73 @@
+"""``matbrain db``, ``matbrain ace train`` / ``mlip-auto train`` and ``matbrain loop`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import ase.io
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from emt_data import emt_cu_frames
+from matbrain.active.ace.fit import pacemaker_executable
+from matbrain.cli.ace import mlip_auto
+from matbrain.cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_errors_are_one_clear_line(tmp_path):
+    result = invoke("ace", "train", "--db", str(tmp_path / "none.db"))
+    assert result.exit_code == 2 and "database not found" in result.output
+    result = runner.invoke(mlip_auto, ["train", "--db", str(tmp_path / "none.db")])
+    assert result.exit_code == 2 and "database not found" in result.output
+    result = invoke("loop", "run", "--config", str(tmp_path / "al.yaml"))
+    assert result.exit_code == 2 and "loop config not found" in result.output
+    (tmp_path / "al.yaml").write_text(yaml.safe_dump({"initial": {"seeds": ["x.cif"]}, "generation": 2}))
+    result = invoke("loop", "run", "--config", str(tmp_path / "al.yaml"))
+    assert result.exit_code == 2 and "generation" in result.output and "Extra inputs" in result.output
+
+
+def test_example_config_is_valid(tmp_path):
+    from matbrain.active.loop import load_loop_config
+
+    result = invoke("loop", "example")
+    (tmp_path / "al.yaml").write_text(result.output)
+    cfg = load_loop_config(tmp_path / "al.yaml")
+    assert cfg.oracle.name == "gpaw" and cfg.generations == 2
+
+
+def test_mlip_auto_is_an_installed_command():
+    exe = Path(sys.executable).parent / "mlip-auto"
+    assert exe.exists(), "pip install -e . should install the mlip-auto console command"
+    out = subprocess.run([str(exe), "train", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--max-iter" in out.stdout
+
+
+@pytest.mark.skipif(pacemaker_executable() is None, reason="pacemaker (python-ace) is not installed")
+def test_ace_train_publishes_new_versions(tmp_path):
+    frames = emt_cu_frames(20)
+    ase.io.write(tmp_path / "labelled.xyz", frames, format="extxyz")
+    db = str(tmp_path / "al.db")
+    assert invoke("db", "import", str(tmp_path / "labelled.xyz"), "--db", db).exit_code == 0
+    args = ("ace", "train", "--db", db, "--potentials", str(tmp_path / "potentials"),
+            "--workdir", str(tmp_path / "fits"), "--max-iter", "5", "--functions", "10",
+            "--cutoff", "4.5", "--patience", "0")  # fmt: skip
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "valid RMSE" in result.output and "potential_gen_00.yace" in result.output
+    input_yaml = yaml.safe_load((tmp_path / "fits" / "fit_gen_00" / "input.yaml").read_text())
+    assert input_yaml["cutoff"] == 4.5 and input_yaml["fit"]["maxiter"] == 5
+    assert (tmp_path / "fits" / "fit_gen_00" / "learning_curve.png").stat().st_size > 1000
+    assert invoke(*args).exit_code == 0  # a second fit is the next version, the first is kept
+    record = json.loads((tmp_path / "potentials" / "potential_gen_01.json").read_text())
+    assert record["generation"] == 1 and record["n_structures"] == 20
+    assert (tmp_path / "potentials" / "potential_gen_00.yace").exists()
