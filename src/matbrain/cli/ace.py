@@ -115,7 +115,7 @@ def run_cmd(
 
     try:
         cfg = load_loop_config(config)
-        loop = ActiveLearningLoop(cfg, echo=lambda line: console.print(line, highlight=False))
+        loop = ActiveLearningLoop(cfg, echo=lambda line: console.print(line, highlight=False, markup=False))
         rows = loop.run()
     except EXPECTED_ERRORS as exc:
         fail(exc)

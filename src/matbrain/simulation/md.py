@@ -124,13 +124,18 @@ def _closest_pair(atoms: Atoms, cutoff: float) -> float | None:
 def _dynamics(atoms: Atoms, cfg: MdConfig, rng: np.random.Generator):  # type: ignore[no-untyped-def]
     dt = cfg.timestep_fs * units.fs
     if cfg.pressure_bar is None:
+        from ase.constraints import FixCom
         from ase.md.langevin import Langevin
 
+        # the centre of mass is held by a constraint (ASE's recommended form), so that
+        # get_temperature() counts the 3N - 3 degrees of freedom that are thermalised
+        atoms.set_constraint(FixCom())
         return Langevin(
             atoms,
             dt,
             temperature_K=cfg.temperature_K,
             friction=cfg.friction_per_fs / units.fs,
+            fixcm=False,
             rng=rng,
         )
     from ase.md.nose_hoover_chain import IsotropicMTKNPT
