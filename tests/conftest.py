@@ -77,3 +77,22 @@ def trained_calc(trained_run):
     from matbrain.potentials.calculators import load_potential
 
     return load_potential(trained_run.model_path).calc
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    from postgres_server import throwaway_server
+
+    with throwaway_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh empty PostgreSQL database for one test (skipped without PostgreSQL)."""
+    from postgres_server import fresh_database
+
+    if postgres_server is None:
+        pytest.skip("no PostgreSQL (install it, or set MATBRAIN_TEST_POSTGRES=postgresql://...)")
+    with fresh_database(postgres_server) as url:
+        yield url

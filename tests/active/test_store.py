@@ -35,10 +35,7 @@ EMT_INFO = {"name": "emt", "version": "ase", "settings": {}}
 def store(request, tmp_path):
     if request.param == "sqlite":
         return LabelStore(tmp_path / "al.db")
-    url = os.environ.get("MATBRAIN_TEST_POSTGRES")
-    if not url:
-        pytest.skip("no PostgreSQL server (set MATBRAIN_TEST_POSTGRES=postgresql://...)")
-    return LabelStore(url)
+    return LabelStore(request.getfixturevalue("postgres_url"))
 
 
 def test_pending_running_completed_failed(store):
@@ -105,9 +102,8 @@ def _claim_all(url: str, queue) -> None:
     queue.put(got)
 
 
-def test_two_workers_never_claim_the_same_row(tmp_path):
-    url = str(tmp_path / "shared.db")
-    store = LabelStore(url)
+def test_three_workers_never_claim_the_same_row(store):
+    url = store.url
     for atoms in _cells(40):
         store.add(atoms)
     ctx = mp.get_context("spawn")
