@@ -104,4 +104,5 @@ def test_early_stop_sends_sigint_and_keeps_best_interim_potential(cu_frames, tmp
     assert fit.stopped_early is not None and "validation RMSE rose" in fit.stopped_early
     assert fit.potential_yaml.name == BEST_INTERIM
     assert fit.final("train").iteration < 200  # stopped long before max_iter
+    assert fit.metrics()["valid"]["iteration"] == fit.best_iteration  # metrics of the kept one
     assert not (tmp_path / "fit" / "output_potential.yaml").exists()

@@ -55,12 +55,20 @@ class AceFit:
         chosen = [p for p in self.points if p.split == split]
         return chosen[-1] if chosen else None
 
+    def kept(self, split: str) -> Point | None:
+        """The point of the potential kept: the best validation report after an early stop."""
+        if self.stopped_early and self.best_iteration is not None:
+            at = [p for p in self.points if p.split == split and p.iteration <= self.best_iteration]
+            if at:
+                return at[-1]
+        return self.final(split)
+
     def metrics(self) -> dict[str, object]:
         out: dict[str, object] = {"n_train": self.n_train, "n_valid": self.n_valid,
                                   "stopped_early": self.stopped_early,
                                   "best_iteration": self.best_iteration}  # fmt: skip
         for split in ("train", "valid"):
-            p = self.final(split)
+            p = self.kept(split)
             if p is not None:
                 out[split] = {
                     "iteration": p.iteration,
