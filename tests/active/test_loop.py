@@ -94,3 +94,25 @@ def test_two_generation_loop_resumes_after_interruption(tmp_path):
     again: list[str] = []
     ActiveLearningLoop(cfg, echo=again.append).run()
     assert not any(line.startswith("[") for line in again)
+
+
+def test_mace_committee_scores_and_drives_md(tmp_path, trained_run):
+    """A MACE committee fine-tuned from a local base model: MD with member 0, committee spread."""
+    raw = _config(tmp_path, 1)
+    raw["initial"].update(n_rattled=4, n_random_strains=1)
+    raw["surrogate"] = "mace"
+    raw["mace_committee"] = {"base_model": str(trained_run.model_path), "members": 2, "epochs": 2}
+    raw["selection"] = {"uncertainty": "committee", "low": 0.0, "high": 1e6, "budget": 2,
+                        "method": "farthest-point"}  # fmt: skip
+    raw["sampling"]["temperatures_K"] = [300]
+    (tmp_path / "al.yaml").write_text(yaml.safe_dump(raw))
+    cfg = load_loop_config(tmp_path / "al.yaml")
+    rows = ActiveLearningLoop(cfg, echo=lambda line: None).run()
+    work = tmp_path / "run" / "gen_01"
+    sampling = json.loads((work / "sampling.json").read_text())
+    assert sampling["potential"].endswith(".model") and sampling["frames"] > 0
+    scores = json.loads((work / "selection.json").read_text())["scores"]
+    assert len(scores) == sampling["frames"] and min(scores) > 0  # two different members disagree
+    assert rows[1]["selected"] == 2
+    members = sorted(p.name for p in (work / "mace_committee").iterdir() if p.is_dir())
+    assert members == ["member_0", "member_1"]

@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -65,6 +65,17 @@ class OracleSettings(_Strict):
     workers: int = Field(1, ge=1)
 
 
+class MaceCommittee(_Strict):
+    """MACE models fine-tuned from one base model with different seeds on the labelled set."""
+
+    base_model: str = Field(description="a MACE .model file, a run folder, or MACE-MP-0[:size]")
+    members: int = Field(3, ge=2)
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(4, ge=1)
+    lr: float = Field(0.01, gt=0)
+    dtype: Literal["float32", "float64"] = "float32"
+
+
 class Targets(_Strict):
     force_rmse_eV_per_A: float | None = Field(None, gt=0)
     extrapolative_share: float | None = Field(None, ge=0, le=1)
@@ -82,7 +93,13 @@ class LoopConfig(_Strict):
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     committee: list[str] = Field(
-        default_factory=list, description="potentials (files or names) for committee uncertainty"
+        default_factory=list, description="fixed potentials (files or names) as the committee"
+    )
+    mace_committee: MaceCommittee | None = Field(
+        None, description="a MACE committee fine-tuned at every generation (instead of committee)"
+    )
+    surrogate: Literal["ace", "mace"] = Field(
+        "ace", description="MD with the current ACE version, or with the first MACE member"
     )
     targets: Targets = Field(default_factory=Targets)
 
@@ -234,7 +251,8 @@ class ActiveLearningLoop:
         import ase.io
 
         version = version_paths(self.potentials, g - 1)
-        pool = sample_pool(version.yace, self._md_seeds(g), self.cfg.sampling, seed=g)
+        surrogate = self._mace_members(g)[0] if self.cfg.surrogate == "mace" else version.yace
+        pool = sample_pool(surrogate, self._md_seeds(g), self.cfg.sampling, seed=g)
         folder = self.work / _gen(g)
         folder.mkdir(parents=True, exist_ok=True)
         if pool.frames:
@@ -242,11 +260,11 @@ class ActiveLearningLoop:
         else:  # every trajectory stopped before its first sample
             (folder / "pool.xyz").write_text("")
         (folder / "sampling.json").write_text(json.dumps({
-            "potential": str(version.yace), "frames": len(pool.frames),
+            "potential": str(surrogate), "frames": len(pool.frames),
             "stable": pool.n_stable, "trajectories": pool.trajectories,
         }, indent=2))  # fmt: skip
         self.echo(
-            f"MD with potential_gen_{g - 1:02d}: {len(pool.frames)} frames, "
+            f"MD with {Path(surrogate).name}: {len(pool.frames)} frames, "
             f"{pool.n_stable}/{len(pool.trajectories)} trajectories ran to the end"
         )
         for t in pool.trajectories:
@@ -254,13 +272,43 @@ class ActiveLearningLoop:
                 self.echo(f"  {t['temperature_K']:.0f} K #{t['trajectory']} stopped at step "
                           f"{t['steps_done']}: {t['stopped_by']}")  # fmt: skip
 
-    def _uncertainty(self, frames: list[Atoms], version: PotentialVersion) -> np.ndarray:
+    def _mace_members(self, g: int) -> list[Path]:
+        """The MACE committee of generation ``g`` (trained on what potential g−1 was fitted to);
+        members already trained are reused, so an interrupted generation resumes."""
+        from matbrain.potentials.calculators import model_file_in_run
+        from matbrain.potentials.config import MaceFinetuneConfig
+        from matbrain.potentials.pipeline import train_potential
+
+        mc = self.cfg.mace_committee
+        if mc is None:
+            raise ValueError("surrogate: mace needs a mace_committee block (base_model, members)")
+        folder = self.work / _gen(g) / "mace_committee"
+        paths = []
+        for k in range(mc.members):
+            run = folder / f"member_{k}"
+            if (run / "summary.json").exists():
+                paths.append(model_file_in_run(run))
+            else:
+                self.echo(f"fine-tuning MACE committee member {k + 1}/{mc.members} on the store")
+                cfg = MaceFinetuneConfig(data=self.cfg.db, base_model=mc.base_model, epochs=mc.epochs,
+                                         batch_size=mc.batch_size, lr=mc.lr, dtype=mc.dtype, seed=k,
+                                         test_fraction=0.0, output_root=str(folder))  # fmt: skip
+                paths.append(train_potential(cfg, run_dir=run, progress=False).model_path)
+        return paths
+
+    def _uncertainty(self, frames: list[Atoms], version: PotentialVersion, g: int) -> np.ndarray:
         if self.cfg.selection.uncertainty == "gamma":
             return extrapolation_grades(frames, version)
         from matbrain.potentials.calculators import load_potential
 
-        calcs = [load_potential(spec).calc for spec in self.cfg.committee]
-        return committee_disagreement(frames, calcs)
+        specs = (
+            [str(p) for p in self._mace_members(g)]
+            if self.cfg.mace_committee
+            else self.cfg.committee
+        )
+        if len(specs) < 2:
+            raise ValueError("uncertainty: committee needs mace_committee or two committee models")
+        return committee_disagreement(frames, [load_potential(s).calc for s in specs])
 
     def _select(self, g: int) -> dict[str, Any]:
         import ase.io
@@ -272,7 +320,7 @@ class ActiveLearningLoop:
             if (folder / "pool.xyz").stat().st_size
             else []
         )
-        scores = self._uncertainty(pool, version) if pool else np.zeros(0)
+        scores = self._uncertainty(pool, version, g) if pool else np.zeros(0)
         sel = self.cfg.selection
         chosen = select(pool, scores, sel, version) if pool else None
         share = float(np.mean(scores >= sel.low)) if len(scores) else 0.0

@@ -57,15 +57,16 @@ class SampledPool:
 
 def _one(args: tuple[Atoms, str, MdConfig, Guards, int]) -> Trajectory:
     atoms, potential, cfg, guards, index = args
-    from pyace import PyACECalculator
+    from matbrain.potentials.calculators import load_potential
 
-    return run_md(atoms, PyACECalculator(potential), cfg, guards, trajectory_index=index)
+    return run_md(atoms, load_potential(potential).calc, cfg, guards, trajectory_index=index)
 
 
 def sample_pool(
     potential: Path, seeds: list[Atoms], cfg: SamplingConfig, seed: int = 0
 ) -> SampledPool:
-    """Run every trajectory with the ACE potential file ``potential`` (``.yace`` or ``.yaml``)."""
+    """Run every trajectory with ``potential`` (an ACE ``.yace``, a MACE ``.model``, any name
+    :func:`~matbrain.potentials.calculators.load_potential` knows)."""
     if not seeds:
         raise ValueError("no starting structures for MD sampling")
     jobs = []

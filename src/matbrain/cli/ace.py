@@ -115,7 +115,18 @@ def run_cmd(
 
     try:
         cfg = load_loop_config(config)
-        loop = ActiveLearningLoop(cfg, echo=lambda line: console.print(line, highlight=False, markup=False))
+
+        def report(p) -> None:  # type: ignore[no-untyped-def]
+            if p.split == "valid":
+                console.print(f"  pacemaker iteration {p.iteration}: validation RMSE E "
+                              f"{p.rmse_energy_meV_per_atom:.2f} meV/atom, F "
+                              f"{p.rmse_forces_eV_per_A:.4f} eV/Å", highlight=False)  # fmt: skip
+
+        loop = ActiveLearningLoop(
+            cfg,
+            echo=lambda line: console.print(line, highlight=False, markup=False),
+            on_point=report,
+        )
         rows = loop.run()
     except EXPECTED_ERRORS as exc:
         fail(exc)
@@ -162,7 +173,10 @@ def _print_table(rows) -> None:  # type: ignore[no-untyped-def]
     table = Table(*(h for _, h in COLUMNS), title="active learning, per generation")
     for row in rows:
         table.add_row(*(_fmt(row.get(k)) for k, _ in COLUMNS))
-    console.print(table)
+    # a file or pipe gets the whole table, not one squeezed to 80 columns
+    from rich.console import Console
+
+    (console if console.is_terminal else Console(width=200, soft_wrap=True)).print(table)
 
 
 # `mlip-auto train ...` for users of that name: the same command
