@@ -47,10 +47,10 @@ def throwaway_server() -> Iterator[str | None]:
         yield None
         return
     folder = Path(tempfile.mkdtemp(prefix="matbrain-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
     data, port = folder / "data", _free_port()
     try:
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres")
         subprocess.run(_as_postgres_user([initdb, "-D", str(data), "-U", "postgres",
                                           "--auth=trust"]), check=True, capture_output=True)  # fmt: skip
         subprocess.run(_as_postgres_user([pg_ctl, "-D", str(data), "-w", "-l", str(folder / "log"),
