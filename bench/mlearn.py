@@ -42,6 +42,7 @@ def run_element(element: str, args: argparse.Namespace) -> dict:
         "epochs": args.epochs,
         "lr": args.lr,
         "batch_size": args.batch_size,
+        "swa": True if args.swa else None,
         "output_root": str(out),
         "seed": args.seed,
         "test_fraction": 0.0,
@@ -74,7 +75,8 @@ def _yaml(cfg) -> str:  # type: ignore[no-untyped-def]
 def report(rows: list[dict], args: argparse.Namespace) -> str:
     lines = [
         f"MACE level {args.level}, epochs {args.epochs or 'level default'}, lr {args.lr or 'level default'}, "
-        f"batch {args.batch_size or 'level default'}, {args.dtype}, seed {args.seed}; "
+        f"batch {args.batch_size or 'level default'}, {args.dtype}, seed {args.seed}"
+        f"{', SWA stage two (high energy weight) from 80 % of the epochs' if args.swa else ''}; "
         "test split of mlearn (energies and forces, no stress)",
         "",
         "| element | MACE E (meV/atom) | GAP E | MTP E | MACE F (eV/Å) | GAP F | MTP F | beats best E | beats best F | train time (s) |",
@@ -103,6 +105,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="override the level's lr")
     parser.add_argument("--batch-size", type=int, default=None, help="override the level's batch")
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    parser.add_argument("--swa", action="store_true", help="MACE's stage two (energy weight up)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=str(MLEARN))
     parser.add_argument("--out", default="bench/out/mlearn")
