@@ -95,6 +95,23 @@ def test_two_generation_loop_resumes_after_interruption(tmp_path):
     ActiveLearningLoop(cfg, echo=again.append).run()
     assert not any(line.startswith("[") for line in again)
 
+    # one more generation allowed, with targets the potential meets: it samples, scores and stops
+    from matbrain.active.loop import Targets
+
+    more = cfg.model_copy(update={
+        "generations": 3, "targets": Targets(force_rmse_eV_per_A=10.0, extrapolative_share=1.0),
+        "sampling": cfg.sampling.model_copy(update={"temperatures_K": [300.0]}),
+    })  # fmt: skip
+    last: list[str] = []
+    ActiveLearningLoop(more, echo=last.append).run()
+    state = json.loads((work / "state.json").read_text())
+    assert state["stopped"].startswith("converged: potential_gen_02 met the targets")
+    assert "g03.select" in state["done"] and "g03.label" not in state["done"]
+    assert store.counts()["pending"] == 0  # nothing selected was queued
+    final: list[str] = []
+    ActiveLearningLoop(more, echo=final.append).run()
+    assert final[0].startswith("this loop has stopped: converged")
+
 
 def test_mace_committee_scores_and_drives_md(tmp_path, trained_run):
     """A MACE committee fine-tuned from a local base model: MD with member 0, committee spread."""

@@ -169,7 +169,7 @@ class LoopState:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.data: dict[str, Any] = {"done": [], "converged": None}
+        self.data: dict[str, Any] = {"done": [], "stopped": None}
         if path.exists():
             self.data = json.loads(path.read_text())
 
@@ -336,12 +336,20 @@ class ActiveLearningLoop:
             f"{100 * share:.0f}% ≥ {sel.low}, {record['in_window']} in the window, "
             f"{record['above_window']} above it (not labelled); {len(record['selected'])} selected"
         )
-        reason = self._converged(g - 1, share)
+        sampling = json.loads((folder / "sampling.json").read_text())
+        if not pool:
+            return {"stopped": (
+                f"no MD frames: every trajectory with potential_gen_{g - 1:02d} stopped before its "
+                f"first sample (see {folder / 'sampling.json'}); check the guards, the seeds and "
+                "the temperatures, then rerun"
+            )}  # fmt: skip
+        all_stable = sampling["stable"] == len(sampling["trajectories"])
+        reason = self._converged(g - 1, share) if all_stable else None
         if reason is None and not record["selected"]:
             reason = (f"no MD frame of potential_gen_{g - 1:02d} in the uncertainty window "
                       f"[{sel.low}, {sel.high}): nothing left to label")  # fmt: skip
         if reason:
-            return {"converged": reason}
+            return {"stopped": reason}
         added = 0
         for i in record["selected"]:
             frame = pool[i]
@@ -352,6 +360,7 @@ class ActiveLearningLoop:
         return None
 
     def _converged(self, g: int, share: float) -> str | None:
+        """The targets: validation force RMSE of potential ``g`` and the extrapolative share."""
         t = self.cfg.targets
         if t.force_rmse_eV_per_A is None or t.extrapolative_share is None:
             return None
@@ -359,15 +368,15 @@ class ActiveLearningLoop:
             version_paths(self.potentials, g).metrics().get("valid", {}).get("rmse_forces_eV_per_A")
         )
         if rmse is not None and rmse <= t.force_rmse_eV_per_A and share <= t.extrapolative_share:
-            return (f"potential_gen_{g:02d} met the targets: validation force RMSE {rmse:.4f} ≤ "
-                    f"{t.force_rmse_eV_per_A} eV/Å and {100 * share:.1f}% extrapolative MD frames "
-                    f"≤ {100 * t.extrapolative_share:.1f}%")  # fmt: skip
+            return (f"converged: potential_gen_{g:02d} met the targets: validation force RMSE "
+                    f"{rmse:.4f} ≤ {t.force_rmse_eV_per_A} eV/Å, {100 * share:.1f}% extrapolative "
+                    f"MD frames ≤ {100 * t.extrapolative_share:.1f}%, every trajectory stable")  # fmt: skip
         return None
 
     # ------------------------------------------------------------------------------- run
     def run(self) -> list[dict[str, Any]]:
-        if self.state.data.get("converged"):
-            self.echo(f"already converged: {self.state.data['converged']}")
+        if self.state.data.get("stopped"):
+            self.echo(f"this loop has stopped: {self.state.data['stopped']}")
             return self.table()
         self._step("g00.initial", self._initial)
         self._step("g00.label", self._label)
@@ -375,8 +384,8 @@ class ActiveLearningLoop:
         for g in range(1, self.cfg.generations + 1):
             self._step(f"g{g:02d}.sample", lambda g=g: self._sample(g))
             self._step(f"g{g:02d}.select", lambda g=g: self._select(g))
-            if self.state.data.get("converged"):
-                self.echo(f"converged: {self.state.data['converged']}")
+            if self.state.data.get("stopped"):
+                self.echo(f"stopped: {self.state.data['stopped']}")
                 break
             self._step(f"g{g:02d}.label", self._label)
             self._step(f"g{g:02d}.fit", lambda g=g: self._fit(g))

@@ -149,8 +149,8 @@ def status_cmd(config: Annotated[Path, typer.Option(help="al.yaml")]) -> None:
     work = Path(cfg.workdir)
     state = LoopState(work / "state.json")
     console.print(f"steps done: {', '.join(state.data['done']) or 'none'}")
-    if state.data.get("converged"):
-        console.print(f"converged: {state.data['converged']}")
+    if state.data.get("stopped"):
+        console.print(f"stopped: {state.data['stopped']}")
     _print_table(generation_table(work, LabelStore(cfg.db)))
 
 
