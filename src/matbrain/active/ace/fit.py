@@ -78,10 +78,15 @@ class AceFit:
         return out
 
 
+def tool_path(name: str) -> str | None:
+    """A python-ace command (``pacemaker``, ``pace_yaml2yace``, ...) of this Python's environment
+    (also when it is not activated), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
 def pacemaker_executable() -> str | None:
-    """``pacemaker`` of this Python's environment (also when it is not activated), else on PATH."""
-    beside = Path(sys.executable).parent / "pacemaker"
-    return str(beside) if beside.exists() else shutil.which("pacemaker")
+    return tool_path("pacemaker")
 
 
 def _pacemaker() -> str:

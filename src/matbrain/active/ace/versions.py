@@ -14,13 +14,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matbrain.active.ace.fit import AceFit
+from matbrain.active.ace.fit import AceFit, tool_path
 
 NAME = re.compile(r"^potential_gen_(\d+)\.yace$")
 
@@ -57,8 +56,7 @@ def list_versions(folder: Path) -> list[PotentialVersion]:
 
 
 def _tool(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    exe = str(beside) if beside.exists() else shutil.which(name)
+    exe = tool_path(name)
     if exe is None:
         raise ImportError(f"{name} not found: it comes with python-ace==0.4.0rc1 (see the README)")
     return exe
