@@ -133,3 +133,21 @@ def test_mace_committee_scores_and_drives_md(tmp_path, trained_run):
     assert rows[1]["selected"] == 2
     members = sorted(p.name for p in (work / "mace_committee").iterdir() if p.is_dir())
     assert members == ["member_0", "member_1"]
+
+
+def test_generation_table_has_one_format_per_column(tmp_path):
+    from matbrain.active.loop import write_table
+
+    rows = [
+        {"generation": 0, "labelled": 11, "rmse_e_meV_per_atom": 1.3214, "rmse_f_eV_per_A": 0.01493},
+        {"generation": 1, "labelled": 16, "rmse_e_meV_per_atom": 0.89, "rmse_f_eV_per_A": 0.0389,
+         "gamma_median": 1.4712, "extrapolative_pct": 65.0, "md_stable": "2/2"},
+    ]  # fmt: skip
+    write_table(rows, tmp_path)
+    lines = (tmp_path / "generations.md").read_text().splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert [c[4] for c in cells] == ["1.32", "0.89"]  # RMSE E: two decimals in every row
+    assert [c[5] for c in cells] == ["0.0149", "0.0389"]
+    assert cells[0][8] == "–" and cells[1][8] == "1.47" and cells[1][10] == "65.0"
+    csv_lines = (tmp_path / "generations.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("generation,labelled,") and len(csv_lines) == 3

@@ -44,7 +44,9 @@ def test_reduction_to_the_budget_is_reproducible_and_inside_the_window():
         first = select(pool, scores, cfg).indices
         assert len(set(first)) == 4 and all(2.0 <= scores[i] < 11.5 for i in first)
         assert select(pool, scores, cfg).indices == first
-    fps = select(pool, scores, SelectionConfig(low=2.0, high=11.5, budget=2, method="farthest-point"))
+    fps = select(
+        pool, scores, SelectionConfig(low=2.0, high=11.5, budget=2, method="farthest-point")
+    )
     assert fps.indices[0] == 10  # starts at the most uncertain frame in the window
     assert fps.indices[1] == 1  # then the frame least like it (the smallest cell in the window)
 

@@ -31,9 +31,13 @@ def test_errors_are_one_clear_line(tmp_path):
     assert result.exit_code == 2 and "database not found" in result.output
     result = invoke("loop", "run", "--config", str(tmp_path / "al.yaml"))
     assert result.exit_code == 2 and "loop config not found" in result.output
-    (tmp_path / "al.yaml").write_text(yaml.safe_dump({"initial": {"seeds": ["x.cif"]}, "generation": 2}))
+    (tmp_path / "al.yaml").write_text(
+        yaml.safe_dump({"initial": {"seeds": ["x.cif"]}, "generation": 2})
+    )
     result = invoke("loop", "run", "--config", str(tmp_path / "al.yaml"))
-    assert result.exit_code == 2 and "generation" in result.output and "Extra inputs" in result.output
+    assert (
+        result.exit_code == 2 and "generation" in result.output and "Extra inputs" in result.output
+    )
 
 
 def test_example_config_is_valid(tmp_path):
@@ -52,7 +56,9 @@ def test_mlip_auto_is_an_installed_command():
     assert out.returncode == 0 and "--max-iter" in out.stdout
 
 
-@pytest.mark.skipif(pacemaker_executable() is None, reason="pacemaker (python-ace) is not installed")
+@pytest.mark.skipif(
+    pacemaker_executable() is None, reason="pacemaker (python-ace) is not installed"
+)
 def test_ace_train_publishes_new_versions(tmp_path):
     frames = emt_cu_frames(20)
     ase.io.write(tmp_path / "labelled.xyz", frames, format="extxyz")

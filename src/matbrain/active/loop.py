@@ -447,11 +447,16 @@ def generation_table(work: Path, store: LabelStore) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(value: Any) -> str:
+# decimals per float column; the rest are counts or text
+DECIMALS = {"rmse_e_meV_per_atom": 2, "rmse_f_eV_per_A": 4, "gamma_median": 2, "gamma_max": 2,
+            "extrapolative_pct": 1}  # fmt: skip
+
+
+def _fmt(value: Any, key: str = "") -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+        return f"{value:.{DECIMALS.get(key, 3)}f}"
     return str(value)
 
 
@@ -463,5 +468,5 @@ def write_table(rows: list[dict[str, Any]], work: Path) -> None:
         for row in rows:
             writer.writerow({k: row.get(k, "") for k in keys})
     lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(r.get(k)) for k in keys) + " |" for r in rows]
+    lines += ["| " + " | ".join(_fmt(r.get(k), k) for k in keys) + " |" for r in rows]
     (work / "generations.md").write_text("\n".join(lines) + "\n")

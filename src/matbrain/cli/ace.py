@@ -172,7 +172,7 @@ def _print_table(rows) -> None:  # type: ignore[no-untyped-def]
 
     table = Table(*(h for _, h in COLUMNS), title="active learning, per generation")
     for row in rows:
-        table.add_row(*(_fmt(row.get(k)) for k, _ in COLUMNS))
+        table.add_row(*(_fmt(row.get(k), k) for k, _ in COLUMNS))
     # a file or pipe gets the whole table, not one squeezed to 80 columns
     from rich.console import Console
 
