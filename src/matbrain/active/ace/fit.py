@@ -32,8 +32,8 @@ POTENTIAL_FILES = (
     "interim_potential_0.yaml",
 )
 # pacemaker rewrites interim_potential_<cycle>.yaml after every iteration; we copy it here whenever
-# a validation report is the best so far, so that an early stop keeps the best potential, not the
-# last one
+# the early stopper records a new best validation report, so that an early stop keeps the best
+# potential (the one its metrics describe), not the last one
 BEST_INTERIM = "best_valid_potential.yaml"
 
 
@@ -50,15 +50,18 @@ class AceFit:
     points: list[Point] = field(default_factory=list)
     stopped_early: str | None = None
     best_iteration: int | None = None
+    # the report at which the kept potential was copied: the best one, or the first report after
+    # it that had an interim potential on disk (pacemaker writes none before its first iteration)
+    kept_iteration: int | None = None
 
     def final(self, split: str) -> Point | None:
         chosen = [p for p in self.points if p.split == split]
         return chosen[-1] if chosen else None
 
     def kept(self, split: str) -> Point | None:
-        """The point of the potential kept: the best validation report after an early stop."""
-        if self.stopped_early and self.best_iteration is not None:
-            at = [p for p in self.points if p.split == split and p.iteration <= self.best_iteration]
+        """The point of the potential kept: after an early stop, the report it was copied at."""
+        if self.stopped_early and self.kept_iteration is not None:
+            at = [p for p in self.points if p.split == split and p.iteration <= self.kept_iteration]
             if at:
                 return at[-1]
         return self.final(split)
@@ -66,7 +69,8 @@ class AceFit:
     def metrics(self) -> dict[str, object]:
         out: dict[str, object] = {"n_train": self.n_train, "n_valid": self.n_valid,
                                   "stopped_early": self.stopped_early,
-                                  "best_iteration": self.best_iteration}  # fmt: skip
+                                  "best_iteration": self.best_iteration,
+                                  "kept_iteration": self.kept_iteration}  # fmt: skip
         for split in ("train", "valid"):
             p = self.kept(split)
             if p is not None:
@@ -99,12 +103,21 @@ def _pacemaker() -> str:
     return exe
 
 
-def _keep_interim(workdir: Path) -> None:
+def _keep_interim(workdir: Path) -> bool:
+    """Copy pacemaker's newest interim potential to BEST_INTERIM; False when there is none yet."""
     interim = sorted(workdir.glob("interim_potential_[0-9]*.yaml"), key=lambda p: p.stat().st_mtime)
-    if interim:
-        tmp = workdir / (BEST_INTERIM + ".tmp")
-        shutil.copyfile(interim[-1], tmp)
-        tmp.replace(workdir / BEST_INTERIM)
+    if not interim:
+        return False
+    tmp = workdir / (BEST_INTERIM + ".tmp")
+    shutil.copyfile(interim[-1], tmp)
+    tmp.replace(workdir / BEST_INTERIM)
+    return True
+
+
+def _default_sigint() -> None:
+    """In the child before exec: a job started in the background (``cmd &`` in a script, CI,
+    nohup) inherits SIGINT as ignored, and then pacemaker would never see our stop request."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def fit_ace(
@@ -113,6 +126,7 @@ def fit_ace(
     workdir: Path,
     on_point: Callable[[Point], None] | None = None,
     poll_s: float = 0.5,
+    stop_grace_s: float = 60.0,
 ) -> AceFit:
     """Fit an ACE potential to labelled ``frames`` (energy and forces) in ``workdir``."""
     exe = _pacemaker()
@@ -132,20 +146,29 @@ def fit_ace(
         if cfg.early_stopping_patience
         else None
     )
-    best_valid = float("inf")
     parser = PacemakerLogParser()
     points: list[Point] = []
     last_train_f: float | None = None
     log_path = workdir / "log.txt"
     log_path.unlink(missing_ok=True)
+    for leftover in (BEST_INTERIM, *POTENTIAL_FILES, *(p.name for p in workdir.glob("interim_*"))):
+        (workdir / leftover).unlink(missing_ok=True)  # a previous fit's, never this one's
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     with open(workdir / "pacemaker_stdout.txt", "w") as out:
         proc = subprocess.Popen([exe, "input.yaml"], cwd=workdir, stdout=out,
-                                stderr=subprocess.STDOUT, env=env)  # fmt: skip
+                                stderr=subprocess.STDOUT, env=env,
+                                preexec_fn=_default_sigint if os.name == "posix" else None)  # fmt: skip
         offset, pending = 0, ""
+        interrupted_at: float | None = None
+        want_copy, kept_iteration = False, None
         try:
             while True:
                 finished = proc.poll() is not None
+                if not finished and interrupted_at is not None:
+                    if time.monotonic() - interrupted_at > stop_grace_s:
+                        proc.terminate()  # SIGINT was not enough: stop it for good
+                        proc.wait(timeout=60)
+                        finished = True
                 if log_path.exists():
                     with open(log_path) as fh:
                         fh.seek(offset)
@@ -161,13 +184,17 @@ def fit_ace(
                             if point.split == "train":
                                 last_train_f = point.rmse_forces_eV_per_A
                                 continue
-                            if point.rmse_forces_eV_per_A < best_valid:
-                                best_valid = point.rmse_forces_eV_per_A
-                                _keep_interim(workdir)
-                            if stopper is not None and last_train_f is not None:
-                                if stopper.update(point.iteration, last_train_f,
-                                                  point.rmse_forces_eV_per_A):  # fmt: skip
+                            if stopper is None or last_train_f is None:
+                                continue
+                            if stopper.reason is None:
+                                stop = stopper.update(point.iteration, last_train_f,
+                                                      point.rmse_forces_eV_per_A)  # fmt: skip
+                                want_copy |= stopper.best_iteration == point.iteration
+                                if stop and proc.poll() is None:
                                     proc.send_signal(signal.SIGINT)
+                                    interrupted_at = time.monotonic()
+                            if want_copy and _keep_interim(workdir):
+                                want_copy, kept_iteration = False, point.iteration
                 if finished:
                     break
                 time.sleep(poll_s)
@@ -184,7 +211,8 @@ def fit_ace(
     if potential is None:
         raise PacemakerFailed(f"pacemaker wrote no potential in {workdir}")
     fit = AceFit(workdir, potential, len(train), len(valid), points, stopped,
-                 stopper.best_iteration if stopper else None)  # fmt: skip
+                 stopper.best_iteration if stopper else None,
+                 kept_iteration if potential.name == BEST_INTERIM else None)  # fmt: skip
     (workdir / "fit_metrics.json").write_text(json.dumps(fit.metrics(), indent=2))
     (workdir / "points.json").write_text(json.dumps([asdict(p) for p in points]))
     return fit

@@ -8,7 +8,7 @@ from matbrain.active.ace.pacemaker_log import Point
 
 
 def learning_curve_plot(
-    points: list[Point], path: Path, best_iteration: int | None = None, stopped: str | None = None
+    points: list[Point], path: Path, kept_iteration: int | None = None, stopped: str | None = None
 ) -> None:
     from matbrain.training.plots import _pyplot
 
@@ -22,8 +22,8 @@ def learning_curve_plot(
             chosen = [(p.iteration, getattr(p, key)) for p in points if p.split == split]
             if chosen:
                 ax.plot(*zip(*chosen, strict=True), style, ms=3, label=split)
-        if best_iteration is not None:
-            ax.axvline(best_iteration, color="grey", ls="--", lw=1, label="kept (best validation)")
+        if kept_iteration is not None:
+            ax.axvline(kept_iteration, color="grey", ls="--", lw=1, label="kept potential")
         ax.set_xlabel("pacemaker iteration")
         ax.set_ylabel(label)
         ax.set_yscale("log")

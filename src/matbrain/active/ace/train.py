@@ -54,7 +54,7 @@ def train_from_store(
     export_extxyz(store, fit_dir / "data.xyz", generations)
     fit = fit_ace(frames, cfg, fit_dir, on_point=on_point)
     curve = fit_dir / "learning_curve.png"
-    learning_curve_plot(fit.points, curve, fit.best_iteration, fit.stopped_early)
+    learning_curve_plot(fit.points, curve, fit.kept_iteration, fit.stopped_early)
     return publish(fit, potentials_dir, number, {
         "db": db,
         "generations_used": generations,
