@@ -122,4 +122,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from matbrain.cli.common import exit_on_sigterm
+
+    exit_on_sigterm()  # `kill` stops MACE's trainer too
     main()

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import ase.io
+import psutil
 from ase.build import bulk
 from typer.testing import CliRunner
 
@@ -39,6 +44,33 @@ def test_smoke_training_on_mlearn_data(tmp_path):
     assert metrics["test"]["forces_eV_per_A"]["n"] > 0
     listing = invoke("potential", "runs", "--root", str(tmp_path))
     assert listing.exit_code == 0 and "Li" in listing.output
+
+
+def test_sigterm_stops_the_mace_trainer_too(tmp_path):
+    # `kill PID` of a long training must not leave mace_run_train running orphaned
+    data = tmp_path / "Li.extxyz.gz"
+    shutil.copy(MLEARN / "mlearn_Li_train.extxyz.gz", data)
+    cli = [sys.executable, "-c", "from matbrain.cli.main import main; main()"]
+    proc = subprocess.Popen(cli + [
+        "potential", "train", "--algorithm", "mace", "--level", "smoke", "--data", str(data),
+        "--prepare-data", "--with-forces", "--epochs", "500", "--output-root", str(tmp_path),
+        "--quiet",
+    ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    while not parent.children() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    trainers = parent.children(recursive=True)
+    assert trainers, "mace_run_train did not start"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        _, alive = psutil.wait_procs(trainers, timeout=60)
+        assert not alive, f"still running after SIGTERM: {alive}"
+    finally:
+        for p in trainers:
+            if p.is_running():
+                p.kill()  # a failed test must not leave a trainer behind
 
 
 def test_with_forces_on_energy_only_data_is_an_error(tmp_path):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from matbrain.cli.common import EXPECTED_ERRORS, console, fail
+from matbrain.cli.common import EXPECTED_ERRORS, console, exit_on_sigterm, fail
 
 ace_app = typer.Typer(
     help="ACE potentials with pacemaker. Example: matbrain ace train --db al.db",
@@ -192,4 +192,5 @@ def _mlip_auto_group() -> None:
 
 
 def mlip_auto_main() -> None:
+    exit_on_sigterm()
     mlip_auto()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import typer
 from rich.console import Console
 
@@ -9,6 +12,17 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, ImportError)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (``kill PID``) into SystemExit, so that the ``except BaseException`` blocks
+    around pacemaker and mace_run_train stop them too instead of leaving them running orphaned."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def split_names(values: list[str] | None) -> list[str] | None:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from matbrain import __version__
 from matbrain.cli.ace import ace_app, loop_app
-from matbrain.cli.common import EXPECTED_ERRORS, console, err
+from matbrain.cli.common import EXPECTED_ERRORS, console, err, exit_on_sigterm
 from matbrain.cli.common import fail as _fail
 from matbrain.cli.common import split_names as _split_names
 from matbrain.cli.db import db_app
@@ -318,6 +318,7 @@ def runs_cmd(
 
 
 def main() -> None:
+    exit_on_sigterm()
     try:
         app()
     except KeyboardInterrupt:
