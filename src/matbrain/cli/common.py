@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 
 import typer
 from rich.console import Console
@@ -21,8 +20,7 @@ def exit_on_sigterm() -> None:
     def handler(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGTERM, handler)  # entry points only: they run in the main thread
 
 
 def split_names(values: list[str] | None) -> list[str] | None:

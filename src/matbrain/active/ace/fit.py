@@ -151,8 +151,12 @@ def fit_ace(
     last_train_f: float | None = None
     log_path = workdir / "log.txt"
     log_path.unlink(missing_ok=True)
-    for leftover in (BEST_INTERIM, *POTENTIAL_FILES, *(p.name for p in workdir.glob("interim_*"))):
-        (workdir / leftover).unlink(missing_ok=True)  # a previous fit's, never this one's
+    for leftover in (
+        workdir / BEST_INTERIM,
+        workdir / "output_potential.yaml",
+        *workdir.glob("interim_*"),
+    ):
+        leftover.unlink(missing_ok=True)  # a previous fit's, never this one's
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     with open(workdir / "pacemaker_stdout.txt", "w") as out:
         proc = subprocess.Popen([exe, "input.yaml"], cwd=workdir, stdout=out,
