@@ -11,7 +11,6 @@ import pandas as pd
 import torch
 from ase import Atoms
 
-from matbrain.data.batching import collate
 from matbrain.data.graphs import BadStructureError, build_graph
 from matbrain.data.structures import StructureReadError, is_structure_file, read_structure
 from matbrain.models.artifact import LoadedModel, load_artifact
@@ -50,15 +49,18 @@ class Predictor:
         return [p.name for p in self.loaded.properties]
 
     def units(self) -> dict[str, str]:
+        """Units of the predicted properties (a user-defined target keeps its own)."""
         return {p.name: p.unit for p in self.loaded.properties}
 
     @torch.no_grad()
     def predict_atoms(self, structures: list[Atoms]) -> np.ndarray:
         """(n_structures, n_properties) predictions; raises BadStructureError for a bad structure."""
-        graphs = [build_graph(a, self.loaded.graph) for a in structures]
+        inputs = self.model.make_inputs(
+            structures, self.loaded.graph, self.loaded.metadata["hyperparameters"]
+        )
         out = []
-        for i in range(0, len(graphs), self.batch_size):
-            batch = collate(graphs[i : i + self.batch_size]).to(self.device)
+        for i in range(0, len(inputs), self.batch_size):
+            batch = self.model.collate(inputs[i : i + self.batch_size]).to(self.device)
             out.append(self.model(batch).cpu().numpy())
         normalized = np.concatenate(out) if out else np.zeros((0, len(self.columns)))
         return clip_to_physical(

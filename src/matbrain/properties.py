@@ -71,6 +71,28 @@ def get_property(name: str) -> Property:
     return prop
 
 
+def custom_property(name: str, unit: str, description: str | None = None) -> Property:
+    """A user-defined target (e.g. ``K_VRH`` in GPa from a folder dataset's ``id_prop.csv``).
+
+    A name of the catalogue keeps its catalogue meaning; a new name must be a plain identifier.
+    """
+    known = _BY_NAME.get(name) or _BY_KEY.get(name)
+    if known is not None:
+        return known
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"target name {name!r}: use letters, digits, '_' or '-' only")
+    return Property(name, name, unit, description or f"user-defined target {name}")
+
+
+def property_from_metadata(
+    name: str, units: dict[str, str], descriptions: dict[str, str]
+) -> Property:
+    """The property of a saved model: the catalogue entry, or the user's target it was trained on."""
+    if name in _BY_NAME or name in _BY_KEY:
+        return get_property(name)
+    return custom_property(name, units.get(name, ""), descriptions.get(name))
+
+
 def resolve_properties(names: Iterable[str] | None) -> list[Property]:
     """Resolve names (or ``None``/empty for all nine) to catalogue entries, keeping order."""
     if names is None:

@@ -8,22 +8,36 @@ import torch
 from ase import Atoms
 from scipy.spatial.transform import Rotation
 
-from matbrain.data.batching import collate
-from matbrain.data.graphs import GraphConfig, build_graph
-from matbrain.models import MODEL_NAMES, get_model_class
+from matbrain.data.graphs import GraphConfig
+from matbrain.models import get_model_class
+from matbrain.models.backbone import BackboneNet
 
 CONFIG = GraphConfig(cutoff_A=5.0, max_neighbors=12)
+# every model that needs no file beside it (mace as a backbone needs a local .model)
+MODELS = ("cgcnn", "e3nn", "chgnet", "sevennet")
 
 
 def predict(model, structures: list[Atoms]) -> np.ndarray:
+    """Through the model's own inputs (graphs, or a backbone's features) and collate."""
     with torch.no_grad():
-        return model(collate([build_graph(a, CONFIG) for a in structures])).numpy()
+        inputs = model.make_inputs(structures, CONFIG, model.hyperparameters)
+        return model(model.collate(inputs)).numpy()
 
 
-@pytest.fixture(params=MODEL_NAMES)
+@pytest.fixture(params=MODELS)
 def model(request):
     torch.manual_seed(0)
-    m = get_model_class(request.param).from_preset("small", n_properties=3, cutoff=CONFIG.cutoff_A)
+    if request.param in ("chgnet", "sevennet"):
+        feature_dim = {"chgnet": 128, "sevennet": 128}[request.param]
+        m = BackboneNet(3, backbone=request.param, feature_dim=feature_dim)
+        for mlp in m.heads.mlp:  # a trained-looking head: not the zero start
+            torch.nn.init.normal_(mlp[-1].weight, std=0.3)
+        for lin in m.heads.baseline:
+            torch.nn.init.normal_(lin.weight, std=0.3)
+    else:
+        m = get_model_class(request.param).from_preset(
+            "small", n_properties=3, cutoff=CONFIG.cutoff_A
+        )
     m.eval()
     # a trained-looking batch-norm state, so that eval mode is not the identity
     for module in m.modules():

@@ -123,3 +123,40 @@ def make_split(dataset: CrystalDataset, seed: int, kind: SplitKind = "auto") -> 
             f"unknown split {kind!r}; valid: auto, leaderboard, leaderboard-overlap, random"
         )
     return random_split(len(dataset), len(dataset.properties), seed)
+
+
+def robust_outliers(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Boolean mask of values further than ``sigma`` robust standard deviations from the median.
+
+    The robust standard deviation is 1.4826 x the median absolute deviation (the standard
+    deviation for normally distributed data, but not pulled by the outliers themselves).
+    """
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    median = np.median(values)
+    spread = 1.4826 * np.median(np.abs(values - median))
+    if spread == 0:
+        return np.zeros(len(values), dtype=bool)
+    return np.abs(values - median) > sigma * spread
+
+
+def drop_outliers(
+    split: Split, targets: np.ndarray, ids: list[str], names: list[str], sigma: float
+) -> tuple[Split, dict[str, list[str]]]:
+    """Drop training labels beyond ``sigma`` robust std of their property (validation and test
+    labels are never touched). Returns the new split and the dropped ids per property."""
+    roles = split.roles.copy()
+    dropped: dict[str, list[str]] = {}
+    train = split.mask(TRAIN, targets)
+    for j, name in enumerate(names):
+        rows = np.flatnonzero(train[:, j])
+        out = rows[robust_outliers(targets[rows, j], sigma)]
+        roles[out, j] = UNUSED
+        dropped[name] = [ids[i] for i in out]
+    new = Split(
+        roles=roles,
+        kind=split.kind,
+        seed=split.seed,
+        dropped_train_labels=split.dropped_train_labels,
+    )
+    return new, dropped

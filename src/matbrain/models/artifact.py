@@ -20,7 +20,7 @@ from matbrain import __version__
 from matbrain.data.graphs import GraphConfig
 from matbrain.models.base import PropertyModel
 from matbrain.models.registry import get_model_class
-from matbrain.properties import Property, get_property
+from matbrain.properties import Property, property_from_metadata
 from matbrain.training.loss import Normalizer
 
 ARTIFACT_FORMAT = "matbrain.property_model"
@@ -51,6 +51,7 @@ def save_artifact(
         "hyperparameters": model.hyperparameters,
         "properties": [p.name for p in properties],
         "units": {p.name: p.unit for p in properties},
+        "descriptions": {p.name: p.description for p in properties},
         "normalizer": normalizer.to_dict(),
         "graph": graph.to_dict(),
         "matbrain_version": __version__,
@@ -82,7 +83,10 @@ def load_artifact(path: str | Path, device: str | torch.device = "cpu") -> Loade
         raise ValueError(
             f"{path}: artifact format {data['format_version']} is newer than this matbrain reads"
         )
-    properties = [get_property(n) for n in data["properties"]]
+    properties = [
+        property_from_metadata(n, data["units"], data.get("descriptions", {}))
+        for n in data["properties"]
+    ]
     model = get_model_class(data["model"])(n_properties=len(properties), **data["hyperparameters"])
     model.load_state_dict(data.pop("state_dict"))
     model.to(device).eval()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
+from ase import Atoms
 from torch import nn
 
-from matbrain.data.batching import GraphBatch
+from matbrain.data.batching import GraphBatch, collate
+from matbrain.data.graphs import GraphConfig, build_graph
 
 
 def scatter_mean(src: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
@@ -30,14 +33,16 @@ def scatter_sum(src: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
 class MultiTaskHeads(nn.Module):
     """One small MLP per property on a shared graph embedding; output (B, n_properties)."""
 
-    def __init__(self, in_dim: int, n_properties: int, hidden: int) -> None:
+    def __init__(self, in_dim: int, n_properties: int, hidden: int, dropout: float = 0.0) -> None:
         super().__init__()
+        self.dropout = nn.Dropout(dropout)  # outside the heads: saved models keep their keys
         self.heads = nn.ModuleList(
             nn.Sequential(nn.Linear(in_dim, hidden), nn.SiLU(), nn.Linear(hidden, 1))
             for _ in range(n_properties)
         )
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(h)
         return torch.cat([head(h) for head in self.heads], dim=1)
 
 
@@ -64,8 +69,37 @@ class PropertyModel(nn.Module):
             )
         return cls(n_properties=n_properties, **{**cls.PRESETS[preset], **overrides})
 
+    @classmethod
+    def from_config(cls, config: Any, n_properties: int, data: Any = None) -> PropertyModel:
+        """A new model for a ``TrainConfig`` (its preset, cutoff and dropout)."""
+        return cls.from_preset(
+            config.preset, n_properties=n_properties, cutoff=config.cutoff_A, dropout=config.dropout
+        )
+
+    @classmethod
+    def dataset_inputs(cls, dataset: Any, config: Any, progress: bool = True) -> Any:
+        """The inputs of every structure of a dataset, cached: ``.graphs`` (id -> input),
+        ``.skipped`` (id -> reason) and ``.key`` (the cache key)."""
+        from matbrain.data.cache import process_dataset
+
+        return process_dataset(dataset, config.graph_config(), progress=progress)
+
+    def initialize_from_data(self, data: Any) -> None:
+        """Set data-dependent starting values from the training split (none by default)."""
+
     def encode(self, batch: GraphBatch) -> torch.Tensor:
         raise NotImplementedError
+
+    # The inputs of a model: crystal graphs by default. A model with other inputs (a backbone's
+    # features) overrides both, and the trainer and predictor follow.
+    collate = staticmethod(collate)
+
+    @classmethod
+    def make_inputs(
+        cls, structures: Sequence[Atoms], graph: GraphConfig, hyperparameters: dict[str, Any]
+    ) -> list[Any]:
+        """One model input per structure (raises BadStructureError for an unusable one)."""
+        return [build_graph(a, graph) for a in structures]
 
     def forward(self, batch: GraphBatch) -> torch.Tensor:
         """Normalised predictions, (n_graphs, n_properties)."""

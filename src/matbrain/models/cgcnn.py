@@ -51,6 +51,7 @@ class CGCNN(PropertyModel):
         hidden_dim: int = 128,
         cutoff: float = 6.0,
         gaussian_step: float = 0.2,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__(
             n_properties,
@@ -59,13 +60,14 @@ class CGCNN(PropertyModel):
             hidden_dim=hidden_dim,
             cutoff=cutoff,
             gaussian_step=gaussian_step,
+            dropout=dropout,
         )
         self.cutoff, self.step = cutoff, gaussian_step
         edge_dim = len(torch.arange(0.0, cutoff + gaussian_step, gaussian_step))
         self.embedding = nn.Embedding(119, atom_dim)
         self.convs = nn.ModuleList(CGConv(atom_dim, edge_dim) for _ in range(n_conv))
         self.to_hidden = nn.Linear(atom_dim, hidden_dim)
-        self.heads = MultiTaskHeads(hidden_dim, n_properties, hidden_dim)
+        self.heads = MultiTaskHeads(hidden_dim, n_properties, hidden_dim, dropout)
 
     def encode(self, batch: GraphBatch) -> torch.Tensor:
         x = self.embedding(batch.numbers)

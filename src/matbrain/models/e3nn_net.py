@@ -139,6 +139,7 @@ class E3nnNet(PropertyModel):
         radial_hidden: int = 32,
         cutoff: float = 6.0,
         avg_neighbors: float = 12.0,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__(
             n_properties,
@@ -150,6 +151,7 @@ class E3nnNet(PropertyModel):
             radial_hidden=radial_hidden,
             cutoff=cutoff,
             avg_neighbors=avg_neighbors,
+            dropout=dropout,
         )
         self.cutoff, self.n_radial, self.n_angular, self.avg_neighbors = (
             cutoff,
@@ -172,7 +174,7 @@ class E3nnNet(PropertyModel):
         self.atom_mlp = nn.Sequential(
             nn.Linear(mul, 2 * mul), nn.SiLU(), nn.Linear(2 * mul, 2 * mul)
         )
-        self.heads = MultiTaskHeads(2 * mul, n_properties, 2 * mul)
+        self.heads = MultiTaskHeads(2 * mul, n_properties, 2 * mul, dropout)
 
     def edge_features(self, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Spherical harmonics of edge directions and invariant edge features (radial + angular)."""

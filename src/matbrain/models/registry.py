@@ -11,6 +11,10 @@ if TYPE_CHECKING:
 _MODELS: dict[str, str] = {
     "cgcnn": "matbrain.models.cgcnn:CGCNN",
     "e3nn": "matbrain.models.e3nn_net:E3nnNet",
+    # universal interatomic potentials as frozen encoders (models/backbone.py)
+    "chgnet": "matbrain.models.backbone:BackboneNet",
+    "sevennet": "matbrain.models.backbone:BackboneNet",
+    "mace": "matbrain.models.backbone:BackboneNet",
 }
 MODEL_NAMES = tuple(_MODELS)
 

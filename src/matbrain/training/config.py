@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from matbrain.data.graphs import GraphConfig
-from matbrain.properties import resolve_properties
-from matbrain.training.levels import level_preset
+from matbrain.properties import Property, custom_property, resolve_properties
+from matbrain.training.levels import level_preset, specialist_preset
 
 
 class TrainConfig(BaseModel):
@@ -20,10 +20,15 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    algorithm: Literal["e3nn", "cgcnn"] = "e3nn"
-    level: Literal["smoke", "lite", "std", "pro", "max"] = "smoke"
+    algorithm: Literal["e3nn", "cgcnn", "chgnet", "sevennet", "mace"] = "e3nn"
+    level: Literal["smoke", "lite", "std", "pro", "max", "competition"] = "smoke"
     properties: list[str] = Field(
         default_factory=lambda: [p.name for p in resolve_properties(None)]
+    )
+    target_unit: str | None = Field(
+        None,
+        description="unit of a user-defined target (folder datasets); set with a target name "
+        "in `properties` that is not one of the nine JARVIS properties",
     )
     preset: str = "small"
     epochs: int = Field(5, ge=1)
@@ -44,13 +49,51 @@ class TrainConfig(BaseModel):
     loss: Literal["mse", "l1", "huber"] = "mse"
     property_weights: dict[str, float] = Field(default_factory=dict)
     grad_clip: float = Field(10.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout in the property heads")
+    acc_steps: int = Field(1, ge=1, description="gradient accumulation: batches per optimizer step")
+    ema_decay: float | None = Field(
+        None, gt=0, lt=1, description="EMA of the weights; the EMA weights are validated and saved"
+    )
+    swa: bool = Field(False, description="stochastic weight averaging over the last part")
+    swa_start: float = Field(0.75, gt=0, lt=1, description="fraction of epochs before SWA starts")
+    swa_lr_factor: float = Field(0.25, gt=0, description="SWA learning rate = lr x this")
+    outlier_sigma: float | None = Field(
+        None, gt=0, description="drop training targets beyond k robust std (median/MAD)"
+    )
+    patience: int | None = Field(
+        None, ge=1, description="early stopping: epochs without validation improvement"
+    )
+    scheduler: Literal["onecycle", "plateau"] = "onecycle"
+    base_model: str | None = Field(
+        None, description="backbone file for --algorithm mace (a local MACE .model)"
+    )
+    backbone_mode: Literal["frozen"] = Field(
+        "frozen", description="how a universal-potential backbone is used (see README)"
+    )
+    finetune_from: str | None = Field(
+        None, description="multi-task run folder or best.pt to start a specialist from"
+    )
+    freeze_encoder_epochs: int = Field(0, ge=0, description="fine-tuning: encoder frozen for N")
+    encoder_lr_factor: float = Field(1.0, gt=0, description="fine-tuning: encoder lr = lr x this")
     device: str = "auto"
     output_root: str = "models"
 
-    @field_validator("properties")
+    @model_validator(mode="before")
     @classmethod
-    def _known_properties(cls, names: list[str]) -> list[str]:
-        return [p.name for p in resolve_properties(names)]
+    def _known_properties(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("properties") is not None:
+            if values.get("target_unit") is None:
+                names = [p.name for p in resolve_properties(values["properties"])]
+                values = {**values, "properties": names}
+            elif len(values["properties"]) != 1:
+                raise ValueError("a user-defined target (target_unit set) trains one property")
+        return values
+
+    def property_list(self) -> list[Property]:
+        """The trained properties: catalogue entries, or the user's own target."""
+        if self.target_unit is not None:
+            return [custom_property(self.properties[0], self.target_unit)]
+        return resolve_properties(self.properties)
 
     @field_validator("property_weights")
     @classmethod
@@ -88,15 +131,26 @@ class TrainConfig(BaseModel):
         return cls(**(yaml.safe_load(Path(path).read_text()) or {}))
 
 
+def _preset(algorithm: str, level: str, properties: Any) -> dict[str, Any]:
+    """Specialist table for one property, multi-task table otherwise."""
+    single = isinstance(properties, list) and len(properties) == 1 and properties != ["all"]
+    if single or level == "competition":
+        return specialist_preset(algorithm, level)
+    return level_preset(algorithm, level)
+
+
 def resolve_config(
     algorithm: str = "e3nn",
     level: str = "smoke",
     yaml_path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """Layer package defaults < level preset < user YAML < overrides (``None`` values ignored)."""
-    values: dict[str, Any] = {"algorithm": algorithm, "level": level}
-    values.update(level_preset(algorithm, level))
+    """Layer package defaults < level preset < user YAML < overrides (``None`` values ignored).
+
+    One property selects the specialist table of the level, several the multi-task table.
+    """
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    user: dict[str, Any] = {}
     if yaml_path is not None:
         path = Path(yaml_path)
         if not path.exists():
@@ -104,9 +158,13 @@ def resolve_config(
         user = yaml.safe_load(path.read_text()) or {}
         if not isinstance(user, dict):
             raise ValueError(f"{path}: expected a mapping of config keys")
-        if "algorithm" in user or "level" in user:
-            # the level of the YAML decides the preset layer below it
-            values.update(level_preset(user.get("algorithm", algorithm), user.get("level", level)))
-        values.update(user)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    # the level and properties that decide the preset layer: flags over YAML over arguments
+    algorithm = overrides.get("algorithm", user.get("algorithm", algorithm))
+    level = overrides.get("level", user.get("level", level))
+    properties = overrides.get("properties", user.get("properties"))
+    values: dict[str, Any] = {"algorithm": algorithm, "level": level}
+    values.update(_preset(algorithm, level, properties))
+    values.update(user)
+    values.update(overrides)
+    values["algorithm"], values["level"] = algorithm, level
     return TrainConfig(**values)

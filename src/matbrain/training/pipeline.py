@@ -14,14 +14,15 @@ import numpy as np
 import torch
 
 from matbrain import __version__
-from matbrain.data.cache import process_dataset
 from matbrain.data.sources import load_dataset
-from matbrain.data.splits import TEST, TRAIN, VAL, make_split
+from matbrain.data.splits import TEST, TRAIN, VAL, drop_outliers, make_split
 from matbrain.models.artifact import load_artifact, save_artifact
+from matbrain.models.base import PropertyModel
 from matbrain.models.registry import get_model_class
-from matbrain.properties import clip_to_physical, resolve_properties
+from matbrain.properties import clip_to_physical
 from matbrain.training import plots
 from matbrain.training.config import TrainConfig
+from matbrain.training.finetune import finetune_model, finetune_record, finetune_source
 from matbrain.training.loss import Normalizer
 from matbrain.training.metrics import format_table, property_metrics, write_metrics_csv
 from matbrain.training.runs import git_commit, new_run_dir, register_run
@@ -42,10 +43,11 @@ class RunResult:
 
 def prepare_data(config: TrainConfig, progress: bool = True) -> tuple[PreparedData, dict[str, Any]]:
     """Load, build graphs (cached), subsample, split and fit the normalisation."""
-    props = resolve_properties(config.properties)
+    props = config.property_list()
     dataset = load_dataset(config.dataset, props)
-    graphs = process_dataset(dataset, config.graph_config(), progress=progress)
-    kept = [i for i, sid in enumerate(dataset.ids) if sid in graphs.graphs]
+    model_class = get_model_class(config.algorithm)
+    inputs = model_class.dataset_inputs(dataset, config, progress)
+    kept = [i for i, sid in enumerate(dataset.ids) if sid in inputs.graphs]
     dataset = dataset.subset(kept)
     if config.max_samples is not None and config.max_samples < len(dataset):
         pick = np.sort(
@@ -55,10 +57,21 @@ def prepare_data(config: TrainConfig, progress: bool = True) -> tuple[PreparedDa
         )
         dataset = dataset.subset(pick)
     split = make_split(dataset, config.seed, config.split)
+    outliers: dict[str, list[str]] = {}
+    if config.outlier_sigma is not None:
+        split, outliers = drop_outliers(
+            split, dataset.targets, dataset.ids, config.properties, config.outlier_sigma
+        )
+        for name, ids in outliers.items():
+            if ids:
+                log.info("outlier filter: %d training labels of %s dropped", len(ids), name)
     normalizer = Normalizer.fit(dataset.targets, split.mask(TRAIN, dataset.targets))
+    if config.finetune_from is not None:
+        # the source model's normalisation: the first forward pass reproduces its predictions
+        normalizer = finetune_source(config).normalizer
     data = PreparedData(
         ids=dataset.ids,
-        graphs=[graphs.graphs[i] for i in dataset.ids],
+        graphs=[inputs.graphs[i] for i in dataset.ids],
         targets=dataset.targets,
         split=split,
         normalizer=normalizer,
@@ -73,17 +86,29 @@ def prepare_data(config: TrainConfig, progress: bool = True) -> tuple[PreparedDa
         "n_structures": len(dataset),
         "structure_hash": dataset.structure_hash(),
         "label_hash": dataset.label_hash(),
-        "graph_cache_key": graphs.key,
-        "skipped_structures": graphs.skipped,
+        "input_cache_key": inputs.key,
+        "skipped_structures": inputs.skipped,
         "split": split.summary(dataset),
+        "finetuned_from": finetune_record(config) if config.finetune_from else None,
+        "outliers_dropped": {
+            "sigma": config.outlier_sigma,
+            "count": {k: len(v) for k, v in outliers.items()},
+            "ids": outliers,
+        },
     }
     return data, info
 
 
-def build_model(config: TrainConfig):  # type: ignore[no-untyped-def]
-    return get_model_class(config.algorithm).from_preset(
-        config.preset, n_properties=len(config.properties), cutoff=config.cutoff_A
+def build_model(config: TrainConfig, data: PreparedData | None = None) -> PropertyModel:
+    """A new model for ``config``; a fine-tuned specialist starts from its source's weights."""
+    if config.finetune_from is not None:
+        return finetune_model(config)
+    model = get_model_class(config.algorithm).from_config(
+        config, n_properties=len(config.properties), data=data
     )
+    if data is not None:
+        model.initialize_from_data(data)
+    return model
 
 
 def run_training(
@@ -105,8 +130,8 @@ def run_training(
     logging.getLogger("matbrain").addHandler(handler)
     try:
         data, data_info = prepare_data(config, progress=progress)
-        props = resolve_properties(config.properties)
-        model = build_model(config)
+        props = config.property_list()
+        model = build_model(config, data)
         if not resuming:
             config.to_yaml(run_dir / "config.yaml")
             (run_dir / "data.json").write_text(json.dumps(data_info, indent=1))
@@ -122,7 +147,7 @@ def run_training(
         def write_best(trainer: Trainer) -> None:
             save_artifact(
                 run_dir / "best.pt",
-                trainer.model,
+                trainer.eval_model(),
                 props,
                 data.normalizer,
                 config.graph_config(),
@@ -158,6 +183,10 @@ def run_training(
             "n_parameters": model.n_parameters(),
             "epochs": config.epochs,
             "best_epoch": trainer.best_epoch,
+            "epochs_run": trainer.epoch,
+            "stop_reason": trainer.stop_reason,
+            "units": {p.name: p.unit for p in props},
+            "finetuned_from": data_info.get("finetuned_from"),
             "train_seconds_this_session": time.perf_counter() - start,
             "structures_per_second": _throughput(history, len(data.indices(TRAIN))),
             "path": str(run_dir.resolve()),

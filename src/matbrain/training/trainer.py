@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import SWALR, AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from matbrain.data.batching import GraphBatch, collate
 from matbrain.data.graphs import CrystalGraph
 from matbrain.data.splits import TRAIN, VAL, Split
 from matbrain.models.base import PropertyModel
@@ -56,8 +56,16 @@ class PreparedData:
 class Trainer:
     """Fits a ``PropertyModel`` and keeps ``checkpoint.pt`` (resumable) and ``best.pt`` current.
 
-    ``on_best`` is called with the trainer whenever validation improves (it writes the artifact);
-    ``callbacks`` run after every epoch with the epoch's history record.
+    ``on_best`` is called with the trainer whenever validation improves (it writes the artifact
+    from ``trainer.eval_model()``: the EMA or SWA weights when those are on); ``callbacks`` run
+    after every epoch with the epoch's history record.
+
+    Options of the config used here: ``acc_steps`` (gradient accumulation; the accumulated
+    gradient equals that of one batch of ``acc_steps x batch_size``), ``ema_decay``, ``swa``
+    (averaging from ``swa_start`` of the epochs, or from the point where early stopping would
+    stop, for ``patience`` more epochs), ``patience`` (early stopping), ``scheduler``
+    (``onecycle`` per optimizer step or ``plateau`` per epoch), ``freeze_encoder_epochs`` and
+    ``encoder_lr_factor`` (fine-tuning).
     """
 
     def __init__(
@@ -79,26 +87,63 @@ class Trainer:
             raise ValueError("no training labels: check the properties, the split and max_samples")
         self._has_batchnorm = any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
         self.weights = torch.tensor(config.weights(), dtype=torch.float32, device=self.device)
-        self.optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        head_ids = {id(p) for p in model.heads.parameters()}
+        self.encoder_params = [p for p in model.parameters() if id(p) not in head_ids]
+        groups = [{"params": list(model.heads.parameters()), "lr": config.lr}]
+        if self.encoder_params:
+            groups.append(
+                {"params": self.encoder_params, "lr": config.lr * config.encoder_lr_factor}
+            )
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler: Any
+        if config.scheduler == "onecycle":
+            steps = config.epochs * self.steps_per_epoch()
+            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                self.optimizer,
+                max_lr=[g["lr"] for g in groups],
+                total_steps=steps,
+                pct_start=0.3,
+            )
+        else:
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, factor=0.5, patience=max((config.patience or 40) // 4, 3)
+            )
+        self.ema = (
+            AveragedModel(
+                model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
+            )
+            if config.ema_decay is not None
+            else None
         )
-        steps = config.epochs * math.ceil(len(self.train_idx) / config.batch_size)
-        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            self.optimizer, max_lr=config.lr, total_steps=steps, pct_start=0.3
-        )
+        self.swa_model: AveragedModel | None = None
+        self.swa_scheduler: SWALR | None = None
+        self.swa_end: int | None = None  # epoch at which the SWA phase ends
         self.epoch = 0  # the next epoch to run
         self.history: list[dict[str, Any]] = []
         self.best_score = math.inf
         self.best_epoch = -1
+        self.stop_reason = "epochs"
+
+    def steps_per_epoch(self) -> int:
+        n_batches = math.ceil(len(self.train_idx) / self.config.batch_size)
+        return math.ceil(n_batches / self.config.acc_steps)
+
+    def eval_model(self) -> torch.nn.Module:
+        """The weights that are validated and saved: SWA average, else EMA, else the raw model."""
+        if self.swa_model is not None and int(self.swa_model.n_averaged) > 0:
+            return self.swa_model.module
+        if self.ema is not None:
+            return self.ema.module
+        return self.model
 
     # ---------------------------------------------------------------- batches
-    def _batch(self, idx: np.ndarray, role: int | None) -> GraphBatch:
+    def _batch(self, idx: np.ndarray, role: int | None) -> Any:
         mask = None
         if role is not None:
             mask = self.data.split.mask(role, self.data.targets)[idx]
-        return collate([self.data.graphs[i] for i in idx], self.data.normalized[idx], mask).to(
-            self.device
-        )
+        return self.model.collate(
+            [self.data.graphs[i] for i in idx], self.data.normalized[idx], mask
+        ).to(self.device)
 
     def _batches(
         self, indices: np.ndarray, role: int | None, shuffle_epoch: int | None = None
@@ -113,43 +158,75 @@ class Trainer:
         return [order[i : i + bs] for i in range(0, len(order), bs)]
 
     # ---------------------------------------------------------------- steps
-    def train_epoch(self, epoch: int) -> float:
-        self.model.train()
-        total, count = 0.0, 0
-        chunks = self._batches(self.train_idx, TRAIN, shuffle_epoch=epoch)
-        for idx in tqdm(
-            chunks, desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress, unit="batch"
-        ):
-            if len(idx) == 1 and self._has_batchnorm:
-                continue  # batch norm cannot train on a single graph with a single atom
-            batch = self._batch(idx, TRAIN)
+    def accumulate_gradient(self, group: Sequence[np.ndarray]) -> tuple[float, int]:
+        """Backpropagate a group of batches as if they were one batch.
+
+        Each batch's masked-mean loss is weighted by its share of the group's label weight, so
+        the accumulated gradient is exactly the gradient of the group's masked-mean loss.
+        Returns the group's loss and its number of labels.
+        """
+        batches = [self._batch(idx, TRAIN) for idx in group]
+        shares = [
+            float((b.label_mask.to(self.weights.dtype) * self.weights).sum()) for b in batches
+        ]
+        total = sum(shares)
+        loss_sum, count = 0.0, 0
+        for batch, share in zip(batches, shares, strict=True):
+            if share == 0:
+                continue
             pred = self.model(batch)
             loss = masked_loss(
                 pred, batch.targets, batch.label_mask, self.weights, self.config.loss
             )
+            (loss * (share / total)).backward()
+            loss_sum += float(loss.detach()) * share / total
+            count += int(batch.label_mask.sum())
+        return loss_sum, count
+
+    def train_epoch(self, epoch: int) -> float:
+        self.model.train()
+        frozen = epoch < self.config.freeze_encoder_epochs
+        for p in self.encoder_params:
+            p.requires_grad_(not frozen)
+        total, count = 0.0, 0
+        chunks = self._batches(self.train_idx, TRAIN, shuffle_epoch=epoch)
+        if self._has_batchnorm:
+            # batch norm cannot train on a single graph with a single atom
+            chunks = [idx for idx in chunks if len(idx) > 1]
+        k = self.config.acc_steps
+        groups = [chunks[i : i + k] for i in range(0, len(chunks), k)]
+        in_swa = self.swa_scheduler is not None
+        for group in tqdm(
+            groups, desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress, unit="step"
+        ):
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, n = self.accumulate_gradient(group)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             self.optimizer.step()
-            self.scheduler.step()
-            n = int(batch.label_mask.sum())
-            total += float(loss.detach()) * n
+            if self.config.scheduler == "onecycle" and not in_swa:
+                self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            total += loss * n
             count += n
+        for p in self.encoder_params:
+            p.requires_grad_(True)
         return total / max(count, 1)
 
     @torch.no_grad()
-    def predict_normalized(self, indices: np.ndarray) -> np.ndarray:
-        self.model.eval()
-        out = [
-            self.model(self._batch(idx, None)).cpu().numpy() for idx in self._batches(indices, None)
-        ]
+    def predict_normalized(
+        self, indices: np.ndarray, model: torch.nn.Module | None = None
+    ) -> np.ndarray:
+        model = model if model is not None else self.model
+        model.eval()
+        out = [model(self._batch(idx, None)).cpu().numpy() for idx in self._batches(indices, None)]
         return np.concatenate(out) if out else np.zeros((0, len(self.config.properties)))
 
     def validate(self) -> tuple[float, dict[str, float]]:
-        """Validation loss and per-property MAE/std (normalised MAE); NaN where no labels."""
+        """Validation loss and per-property MAE/std (normalised MAE) of ``eval_model()``."""
         if len(self.val_idx) == 0:
             return float("nan"), {}
-        pred = self.predict_normalized(self.val_idx)
+        pred = self.predict_normalized(self.val_idx, self.eval_model())
         mask = self.data.split.mask(VAL, self.data.targets)[self.val_idx]
         target = self.data.normalized[self.val_idx]
         loss = masked_loss(
@@ -167,6 +244,39 @@ class Trainer:
             )
         return float(loss), per_prop
 
+    # ---------------------------------------------------------------- SWA and stopping
+    def _start_swa(self, end_epoch: int) -> None:
+        self.swa_model = AveragedModel(self.model, use_buffers=True)
+        self.swa_scheduler = SWALR(
+            self.optimizer,
+            swa_lr=[g["lr"] * self.config.swa_lr_factor for g in self.optimizer.param_groups],
+            anneal_epochs=max(1, min(5, end_epoch - self.epoch)),
+        )
+        self.swa_end = end_epoch
+        log.info("SWA from epoch %d to %d", self.epoch + 1, end_epoch)
+
+    def _after_epoch(self, score: float) -> bool:
+        """Schedulers, SWA phase and early stopping after an epoch; True to stop."""
+        cfg = self.config
+        if self.swa_scheduler is not None:
+            self.swa_scheduler.step()
+            if self.epoch >= (self.swa_end or cfg.epochs):
+                self.stop_reason = "swa finished"
+                return True
+            return False
+        if cfg.scheduler == "plateau":
+            self.scheduler.step(score)
+        stale = self.epoch - self.best_epoch
+        if cfg.patience is not None and stale >= cfg.patience:
+            if cfg.swa and self.epoch < cfg.epochs:
+                self._start_swa(min(cfg.epochs, self.epoch + cfg.patience))
+                return False
+            self.stop_reason = f"early stop: no validation improvement in {cfg.patience} epochs"
+            return True
+        if cfg.swa and self.epoch >= int(cfg.swa_start * cfg.epochs) and self.epoch < cfg.epochs:
+            self._start_swa(cfg.epochs)
+        return False
+
     # ---------------------------------------------------------------- loop
     def fit(self) -> list[dict[str, Any]]:
         """Run the remaining epochs. On Ctrl-C the last finished epoch stays resumable."""
@@ -178,9 +288,11 @@ class Trainer:
             disable=not self.progress,
         )
         try:
-            while self.epoch < self.config.epochs:
+            while self.epoch < self.config.epochs and self.stop_reason == "epochs":
                 start = time.perf_counter()
                 train_loss = self.train_epoch(self.epoch)
+                if self.swa_model is not None:
+                    self.swa_model.update_parameters(self.model)
                 val_loss, val_norm_mae = self.validate()
                 finite = [v for v in val_norm_mae.values() if not math.isnan(v)]
                 score = float(np.mean(finite)) if finite else train_loss
@@ -190,7 +302,8 @@ class Trainer:
                     "val_loss": val_loss,
                     "val_mae_over_std": val_norm_mae,
                     "score": score,
-                    "lr": self.scheduler.get_last_lr()[0],
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "phase": "swa" if self.swa_model is not None else "train",
                     "seconds": time.perf_counter() - start,
                 }
                 self.history.append(record)
@@ -199,6 +312,8 @@ class Trainer:
                     self.best_score, self.best_epoch = score, self.epoch
                     if self.on_best is not None:
                         self.on_best(self)
+                if self._after_epoch(score):
+                    log.info("stopping after epoch %d: %s", self.epoch, self.stop_reason)
                 self.save_checkpoint()
                 bar.update(1)
                 bar.set_postfix(
@@ -232,6 +347,13 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "history": self.history,
+            "ema": None if self.ema is None else self.ema.state_dict(),
+            "swa_model": None if self.swa_model is None else self.swa_model.state_dict(),
+            "swa_scheduler": None
+            if self.swa_scheduler is None
+            else self.swa_scheduler.state_dict(),
+            "swa_end": self.swa_end,
+            "stop_reason": self.stop_reason,
             "best_score": self.best_score,
             "best_epoch": self.best_epoch,
             "torch_rng": torch.get_rng_state(),
@@ -256,6 +378,13 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        if state.get("swa_model") is not None:
+            self._start_swa(state["swa_end"])
+            self.swa_model.load_state_dict(state["swa_model"])  # type: ignore[union-attr]
+            self.swa_scheduler.load_state_dict(state["swa_scheduler"])  # type: ignore[union-attr]
+        self.stop_reason = state.get("stop_reason", "epochs")
         self.epoch, self.history = state["epoch"], state["history"]
         self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
         torch.set_rng_state(state["torch_rng"])

@@ -1,0 +1,455 @@
+"""Property models on a universal interatomic potential: the pretrained layers are the encoder.
+
+The potential (CHGNet 0.3.0 and SevenNet-0 ship their weights in their wheels, so this works
+offline; or any local MACE model) turns each structure into invariant per-atom features after its
+last message-passing layer and an energy per atom. The encoder is frozen: features are computed
+once per structure and cached, and only the heads train (seconds per epoch on a CPU).
+
+Each property's head is what a materials scientist would fit by hand, made trainable:
+
+    y = a * E_pot/atom + sum_el x_el * mu_el + b  +  MLP(standardised pooled features)
+
+The linear part starts at its ridge least-squares fit on the training split (for formation
+energy that is the potential's energy minus fitted elemental references: the potential's own
+knowledge is used, not thrown away); the MLP's last layer starts at zero, so training starts
+from that fit and only improves on it. Features are pooled by averaging over atoms, so
+predictions keep the invariances of the graph models (rotation, translation, permutation,
+supercell).
+
+The saved artifact holds only the heads and the feature scaling (``weights_only=True``); the
+backbone is loaded by name from its package when predicting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from ase import Atoms
+from torch import nn
+from tqdm.auto import tqdm
+
+from matbrain.data.graphs import GraphConfig
+from matbrain.models.base import PropertyModel
+
+log = logging.getLogger(__name__)
+
+FEATURE_FORMAT_VERSION = 2
+N_ELEMENTS = 119
+RIDGE_CHOICES = (1e-8, 1e-6, 1e-4, 1e-2, 1.0)
+
+
+@dataclass
+class BackboneInput:
+    """One structure as the heads see it: pooled features, energy per atom, composition."""
+
+    features: np.ndarray  # (d,) float32
+    energy_per_atom: float  # eV/atom, the potential's own
+    composition: np.ndarray  # (N_ELEMENTS,) atom fractions
+
+
+@dataclass
+class FeatureBatch:
+    features: torch.Tensor  # (B, d)
+    linear: torch.Tensor  # (B, 1 + N_ELEMENTS): energy per atom, composition
+    n_graphs: int
+    targets: torch.Tensor | None = None
+    label_mask: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> FeatureBatch:
+        kwargs = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kwargs[f.name] = value.to(device) if isinstance(value, torch.Tensor) else value
+        return FeatureBatch(**kwargs)
+
+
+def collate_features(
+    inputs: Sequence[BackboneInput],
+    targets: np.ndarray | None = None,
+    label_mask: np.ndarray | None = None,
+) -> FeatureBatch:
+    return FeatureBatch(
+        features=torch.from_numpy(np.stack([x.features for x in inputs]).astype(np.float32)),
+        linear=torch.from_numpy(linear_inputs(inputs).astype(np.float32)),
+        n_graphs=len(inputs),
+        targets=None if targets is None else torch.as_tensor(targets, dtype=torch.float32),
+        label_mask=None if label_mask is None else torch.as_tensor(label_mask, dtype=torch.bool),
+    )
+
+
+def linear_inputs(inputs: Sequence[BackboneInput]) -> np.ndarray:
+    """(n, 1 + N_ELEMENTS): the potential's energy per atom and the atom fractions."""
+    return np.concatenate(
+        [
+            np.array([[x.energy_per_atom] for x in inputs]),
+            np.stack([x.composition for x in inputs]),
+        ],
+        axis=1,
+    )
+
+
+def composition(atoms: Atoms) -> np.ndarray:
+    counts = np.bincount(atoms.numbers, minlength=N_ELEMENTS).astype(np.float32)
+    return counts / len(atoms)
+
+
+# ------------------------------------------------------------------ featurizers
+Featurizer = Callable[[Sequence[Atoms]], list[tuple[np.ndarray, float]]]
+
+
+@lru_cache(maxsize=2)
+def _chgnet_model() -> Any:
+    from chgnet.model import CHGNet
+
+    return CHGNet.load(verbose=False)
+
+
+def _chgnet_features(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
+    """CHGNet's crystal feature and mean atom feature after its last layer (64 + 64), energy/atom."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    model = _chgnet_model()
+    out = model.predict_structure(
+        [AseAtomsAdaptor.get_structure(a) for a in structures],
+        task="e",
+        return_atom_feas=True,
+        return_crystal_feas=True,
+        batch_size=16,
+    )
+    out = out if isinstance(out, list) else [out]
+    # crystal_fea is CHGNet's sum over atoms: divided by the atom count it is intensive, as a
+    # property predictor must be (a supercell gives the same features)
+    return [
+        (
+            np.concatenate([o["crystal_fea"] / len(o["atom_fea"]), o["atom_fea"].mean(0)]),
+            float(o["e"]),
+        )
+        for o in out
+    ]
+
+
+@lru_cache(maxsize=2)
+def _sevennet_calculator() -> Any:
+    from matbrain.models.e3nn_import import import_e3nn
+
+    import_e3nn()  # SevenNet imports e3nn, whose constants need the weights-only workaround
+    from sevenn.calculator import SevenNetCalculator
+
+    calc = SevenNetCalculator("7net-0", device="cpu")
+    captured: dict[str, torch.Tensor] = {}
+
+    def grab(module: nn.Module, args: tuple[Any, ...]) -> None:
+        captured["x"] = args[0]["x"].detach().clone()  # node features after the last layer
+
+    calc.model._modules["reduce_input_to_hidden"].register_forward_pre_hook(grab)
+    calc.captured = captured
+    return calc
+
+
+def _sevennet_features(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
+    calc = _sevennet_calculator()
+    rows = []
+    for atoms in structures:
+        atoms = atoms.copy()
+        atoms.calc = calc
+        energy = atoms.get_potential_energy() / len(atoms)
+        rows.append((calc.captured["x"].cpu().numpy().mean(0), float(energy)))
+    return rows
+
+
+@lru_cache(maxsize=2)
+def _mace_calculator(path: str) -> Any:
+    from matbrain.potentials.calculators import load_potential
+
+    return load_potential(path, device="cpu").calculator
+
+
+def _mace_features(path: str) -> Featurizer:
+    def featurize(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
+        calc = _mace_calculator(path)
+        rows = []
+        for atoms in structures:
+            atoms = atoms.copy()
+            atoms.calc = calc
+            energy = atoms.get_potential_energy() / len(atoms)
+            descriptors = calc.get_descriptors(atoms, invariants_only=True)
+            rows.append((np.asarray(descriptors).mean(0), float(energy)))
+        return rows
+
+    return featurize
+
+
+BACKBONE_NAMES = ("chgnet", "sevennet", "mace")
+
+
+def featurizer(backbone: str, base_model: str | None = None) -> Featurizer:
+    if backbone == "chgnet":
+        return _chgnet_features
+    if backbone == "sevennet":
+        return _sevennet_features
+    if backbone == "mace":
+        if not base_model:
+            raise ValueError(
+                "--algorithm mace needs --base-model FILE (a local MACE .model; "
+                "MACE-MP-0:small|medium when online)"
+            )
+        return _mace_features(base_model)
+    raise ValueError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONE_NAMES)}")
+
+
+def backbone_version(backbone: str, base_model: str | None = None) -> str:
+    from importlib.metadata import version
+
+    if backbone == "chgnet":
+        return f"chgnet {version('chgnet')}, CHGNet {_chgnet_model().version}"
+    if backbone == "sevennet":
+        return f"sevenn {version('sevenn')}, SevenNet-0"
+    path = Path(str(base_model))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else base_model
+    return f"mace-torch {version('mace-torch')}, {base_model} ({digest})"
+
+
+def featurize(
+    structures: Sequence[Atoms],
+    backbone: str,
+    base_model: str | None = None,
+    progress: bool = False,
+    chunk: int = 32,
+) -> tuple[list[BackboneInput | None], list[str]]:
+    """Inputs of every structure; ``None`` and the reason where the backbone fails on one."""
+    raw = featurizer(backbone, base_model)
+
+    def run(part: list[Atoms]) -> list[tuple[np.ndarray, float]]:
+        with torch.enable_grad():  # potentials take forces as gradients, even when we do not
+            return raw(part)
+
+    inputs: list[BackboneInput | None] = [None] * len(structures)
+    reasons = [""] * len(structures)
+    bar = tqdm(
+        total=len(structures), desc=f"{backbone} features", unit="structure", disable=not progress
+    )
+    for start in range(0, len(structures), chunk):
+        part = list(structures[start : start + chunk])
+        try:
+            rows: list[tuple[np.ndarray, float] | Exception] = list(run(part))
+        except Exception:  # one bad structure fails a batch: retry one by one to find it
+            rows = []
+            for atoms in part:
+                try:
+                    rows.append(run([atoms])[0])
+                except Exception as exc:
+                    rows.append(exc)
+        for k, row in enumerate(rows):
+            i = start + k
+            if isinstance(row, Exception):
+                reasons[i] = f"{backbone} failed: {type(row).__name__}: {row}"
+                continue
+            features, energy = row
+            if not (np.all(np.isfinite(features)) and np.isfinite(energy)):
+                reasons[i] = f"{backbone} gave non-finite features or energy"
+                continue
+            inputs[i] = BackboneInput(
+                np.asarray(features, dtype=np.float32), energy, composition(structures[i])
+            )
+        bar.update(len(part))
+    bar.close()
+    return inputs, reasons
+
+
+@dataclass
+class InputSet:
+    """Model inputs of a dataset by structure id (the interface of the graph cache)."""
+
+    graphs: dict[str, BackboneInput]
+    skipped: dict[str, str] = field(default_factory=dict)
+    key: str = ""
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("MATBRAIN_CACHE", Path.home() / ".cache" / "matbrain")) / "features"
+
+
+def dataset_features(
+    dataset: Any, backbone: str, base_model: str | None = None, progress: bool = True
+) -> InputSet:
+    """Backbone inputs of every structure of a dataset, cached on disk like the graphs."""
+    payload = json.dumps(
+        {
+            "structures": dataset.structure_hash(),
+            "backbone": backbone_version(backbone, base_model),
+            "format": FEATURE_FORMAT_VERSION,
+        }
+    )
+    key = hashlib.sha256(payload.encode()).hexdigest()[:24]
+    path = _cache_dir() / f"features-{backbone}-{key}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            graphs = {
+                sid: BackboneInput(f["features"][k], float(f["energy"][k]), f["composition"][k])
+                for k, sid in enumerate(meta["ids"])
+            }
+        return InputSet(graphs=graphs, skipped=meta["skipped"], key=key)
+    inputs, reasons = featurize(dataset.structures, backbone, base_model, progress=progress)
+    graphs = {sid: x for sid, x in zip(dataset.ids, inputs, strict=True) if x is not None}
+    skipped = {sid: r for sid, r, x in zip(dataset.ids, reasons, inputs, strict=True) if x is None}
+    for sid, reason in skipped.items():
+        log.warning("skipped structure %s: %s", sid, reason)
+    ids = list(graphs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        meta=np.array(json.dumps({"ids": ids, "skipped": skipped})),
+        features=np.stack([graphs[i].features for i in ids]),
+        energy=np.array([graphs[i].energy_per_atom for i in ids]),
+        composition=np.stack([graphs[i].composition for i in ids]),
+    )
+    os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
+    return InputSet(graphs=graphs, skipped=skipped, key=key)
+
+
+# ------------------------------------------------------------------ the model
+class BackboneHeads(nn.Module):
+    """Per property: a linear model on (energy per atom, composition) plus an MLP on features."""
+
+    def __init__(self, feature_dim: int, n_properties: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.baseline = nn.ModuleList(nn.Linear(1 + N_ELEMENTS, 1) for _ in range(n_properties))
+        self.mlp = nn.ModuleList(
+            nn.Sequential(
+                nn.Dropout(dropout),
+                nn.Linear(feature_dim, hidden),
+                nn.SiLU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, 1),
+            )
+            for _ in range(n_properties)
+        )
+        for mlp in self.mlp:  # start from the linear fit
+            nn.init.zeros_(mlp[-1].weight)
+            nn.init.zeros_(mlp[-1].bias)
+
+    def forward(self, features: torch.Tensor, linear: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
+            [b(linear) + m(features) for b, m in zip(self.baseline, self.mlp, strict=True)], dim=1
+        )
+
+
+class BackboneNet(PropertyModel):
+    """Heads on a frozen universal potential (``backbone``: chgnet, sevennet or mace)."""
+
+    name = "backbone"
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"default": {"hidden": 128}}
+
+    def __init__(
+        self,
+        n_properties: int,
+        backbone: str = "chgnet",
+        feature_dim: int = 128,
+        hidden: int = 128,
+        dropout: float = 0.1,
+        base_model: str | None = None,
+        backbone_version: str = "",
+    ) -> None:
+        super().__init__(
+            n_properties,
+            backbone=backbone,
+            feature_dim=feature_dim,
+            hidden=hidden,
+            dropout=dropout,
+            base_model=base_model,
+            backbone_version=backbone_version,
+        )
+        self.name = backbone  # the registry name of this model (what the artifact records)
+        self.register_buffer("feature_mean", torch.zeros(feature_dim))
+        self.register_buffer("feature_std", torch.ones(feature_dim))
+        self.heads = BackboneHeads(feature_dim, n_properties, hidden, dropout)
+
+    collate = staticmethod(collate_features)
+
+    @classmethod
+    def from_config(cls, config: Any, n_properties: int, data: Any = None) -> PropertyModel:
+        if data is None:
+            raise ValueError("a backbone model is sized from its data's features")
+        hyper = {**cls.PRESETS.get(config.preset, cls.PRESETS["default"])}
+        return cls(
+            n_properties,
+            backbone=config.algorithm,
+            feature_dim=len(data.graphs[0].features),
+            dropout=config.dropout,
+            base_model=config.base_model,
+            backbone_version=backbone_version(config.algorithm, config.base_model),
+            **hyper,
+        )
+
+    @classmethod
+    def dataset_inputs(cls, dataset: Any, config: Any, progress: bool = True) -> InputSet:
+        return dataset_features(dataset, config.algorithm, config.base_model, progress)
+
+    @classmethod
+    def make_inputs(
+        cls, structures: Sequence[Atoms], graph: GraphConfig, hyperparameters: dict[str, Any]
+    ) -> list[Any]:
+        inputs, reasons = featurize(
+            structures, hyperparameters["backbone"], hyperparameters.get("base_model")
+        )
+        for x, reason in zip(inputs, reasons, strict=True):
+            if x is None:
+                raise ValueError(reason)
+        return inputs
+
+    def initialize_from_data(self, data: Any) -> None:
+        """Feature scaling from the training structures; each linear part at its ridge fit.
+
+        The ridge strength of each property is picked on its validation labels (the strongest
+        one within 2 % of the best, so that small label sets do not overfit the composition).
+        """
+        from matbrain.data.splits import TRAIN, VAL
+
+        train = data.indices(TRAIN)
+        x = np.stack([data.graphs[i].features for i in train])
+        self.feature_mean.copy_(torch.from_numpy(x.mean(0)))
+        self.feature_std.copy_(torch.from_numpy(x.std(0) + 1e-6))
+        design = np.concatenate(
+            [linear_inputs(data.graphs), np.ones((len(data.graphs), 1))], axis=1
+        )
+        for j, head in enumerate(self.heads.baseline):
+            rows = data.split.mask(TRAIN, data.targets)[:, j]
+            val = data.split.mask(VAL, data.targets)[:, j]
+            if not rows.any():
+                continue
+            y = data.normalized[:, j]
+            used = np.flatnonzero(np.abs(design[rows]).sum(0) > 0)
+            a = design[rows][:, used]
+            fits = []
+            for ridge in RIDGE_CHOICES:
+                w = np.linalg.solve(a.T @ a + ridge * len(a) * np.eye(len(used)), a.T @ y[rows])
+                score = (
+                    np.abs(design[val][:, used] @ w - y[val]).mean()
+                    if val.any()
+                    else (ridge == RIDGE_CHOICES[0]) - 1.0
+                )
+                fits.append((score, ridge, w))
+            best = min(s for s, _, _ in fits)
+            _, ridge, w = [f for f in fits if f[0] <= best + 0.02 * abs(best)][-1]
+            full = np.zeros(design.shape[1])
+            full[used] = w
+            with torch.no_grad():
+                head.weight.copy_(torch.from_numpy(full[:-1]).float().unsqueeze(0))
+                head.bias.fill_(float(full[-1]))
+            log.info("property %d: linear baseline with ridge %g", j, ridge)
+
+    def forward(self, batch: FeatureBatch) -> torch.Tensor:  # type: ignore[override]
+        features = (batch.features - self.feature_mean) / self.feature_std
+        return self.heads(features, batch.linear)
