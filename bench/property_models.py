@@ -1,15 +1,23 @@
-"""CGCNN vs e3nn vs the reference ALIGNN on the bundled JARVIS subset: same split, same epochs.
+"""Every property model matbrain offers, against the reference ALIGNN: same split, same epochs.
 
-For each property, all three models train single-task on the official JARVIS-Leaderboard split
-restricted to the subset (identical train/val/test materials for the three), for the same number
-of epochs, and are scored on the same test materials. Prints test MAE side by side with the MAD
-and the predict-train-mean baseline, and training throughput (structures/s) of each.
+For each property, each model trains on the official JARVIS-Leaderboard split restricted to the
+bundled subset (identical train/val/test materials for all), for the same number of epochs, with
+the same batch size and learning rate, and is scored on the same test materials. Model kinds:
 
-ALIGNN needs ``pip install alignn`` (it installs without dgl). A model that cannot run is reported
-and the others still are.
+    cgcnn            CGCNN specialist from scratch (medium)
+    e3nn             e3nn specialist from scratch (medium)
+    e3nn-multitask   one e3nn model trained on all the benchmarked properties at once
+    e3nn-finetuned   e3nn specialist fine-tuned from that multi-task model
+    chgnet, sevennet heads on a frozen universal potential (weights in their wheels)
+    alignn           the reference (needs ``pip install alignn``; installs without dgl)
 
-    python bench/property_models.py --properties formation_energy --epochs 30
-    python bench/property_models.py --properties all --epochs 50 --out bench/results
+Prints test MAE side by side with the MAD and the predict-train-mean and predict-zero baselines,
+and training seconds per epoch of each. Writes JSON and Markdown to --out; finished cells are
+kept in the JSON and skipped on a rerun (resumable).
+
+    python bench/property_models.py --properties formation_energy --epochs 50
+    python bench/property_models.py --properties formation_energy band_gap bulk_modulus \
+        shear_modulus ehull --models cgcnn chgnet sevennet --epochs 50 --out bench/results
 """
 
 from __future__ import annotations
@@ -24,57 +32,98 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+KINDS = ("cgcnn", "e3nn", "e3nn-multitask", "e3nn-finetuned", "chgnet", "sevennet", "alignn")
+
+
+def _overrides(epochs: int, batch_size: int, lr: float, out: Path) -> dict:
+    """One recipe for every model: the same epochs, batch, learning rate and schedule."""
+    return {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "acc_steps": 1,
+        "scheduler": "onecycle",
+        "patience": None,
+        "output_root": str(out / "runs"),
+    }
+
+
+def _row_update(row: dict, kind: str, metrics: dict, summary: dict) -> None:
+    row.update(
+        {
+            "n_train": metrics["n_train"],
+            "n_test": metrics["n_test"],
+            "mad": metrics["test_mad"],
+            "baseline_train_mean": metrics["baseline_train_mean_mae"],
+            "baseline_zero": metrics["baseline_zero_mae"],
+            f"{kind}_mae": metrics["test_mae"],
+            f"{kind}_s_per_epoch": summary["train_seconds_this_session"]
+            / max(summary["epochs_run"], 1),
+            f"{kind}_parameters": summary["n_parameters"],
+        }
+    )
+
 
 def run(
-    properties: list[str], epochs: int, out: Path, models: list[str], batch_size: int, lr: float
+    properties: list[str],
+    epochs: int,
+    out: Path,
+    models: list[str],
+    batch_size: int,
+    lr: float,
+    done: dict[str, dict],
 ) -> list[dict]:
     from matbrain.data.jarvis import load_jarvis_records
     from matbrain.data.splits import TEST, TRAIN, VAL
-    from matbrain.properties import resolve_properties
     from matbrain.training.config import resolve_config
     from matbrain.training.pipeline import prepare_data, run_training
 
-    rows = []
-    records = {r["jid"]: r["atoms"] for r in load_jarvis_records()}
-    for prop in resolve_properties(properties):
-        row: dict = {"property": prop.name, "unit": prop.unit, "epochs": epochs}
-        for algo in ("cgcnn", "e3nn"):
-            if algo not in models:
+    recipe = _overrides(epochs, batch_size, lr, out)
+    rows = {p: done.get(p, {"property": p, "epochs": epochs}) for p in properties}
+
+    def save() -> None:
+        (out / "property_models.json").write_text(json.dumps(list(rows.values()), indent=1))
+
+    multitask_run = None
+    if {"e3nn-multitask", "e3nn-finetuned"} & set(models):
+        pending = [p for p in properties if "e3nn-multitask_mae" not in rows[p]]
+        if pending or "e3nn-finetuned" in models:
+            cfg = resolve_config("e3nn", "std", overrides={**recipe, "properties": properties})
+            result = run_training(cfg, progress=False)
+            multitask_run = result.run_dir
+            summary = json.loads((result.run_dir / "summary.json").read_text())
+            for metrics in result.metrics:
+                _row_update(rows[metrics["property"]], "e3nn-multitask", metrics, summary)
+                rows[metrics["property"]]["unit"] = metrics["unit"]
+            save()
+    for name in properties:
+        row = rows[name]
+        for kind in models:
+            if kind in ("alignn", "e3nn-multitask") or f"{kind}_mae" in row:
                 continue
-            cfg = resolve_config(
-                algo,
-                "std",
-                overrides={
-                    "properties": [prop.name],
-                    "epochs": epochs,
-                    "batch_size": batch_size,
-                    "lr": lr,
-                    "output_root": str(out / "runs"),
-                },
-            )
+            extra: dict = {"properties": [name]}
+            algorithm = kind
+            if kind == "e3nn-finetuned":
+                algorithm, extra["finetune_from"] = "e3nn", str(multitask_run)
+            cfg = resolve_config(algorithm, "std", overrides={**recipe, **extra})
             result = run_training(cfg, progress=False)
             metrics = result.metrics[0]
-            summary = json.loads((result.run_dir / "summary.json").read_text())
-            row.update(
-                {
-                    "n_train": metrics["n_train"],
-                    "n_test": metrics["n_test"],
-                    "mad": metrics["test_mad"],
-                    "baseline_train_mean": metrics["baseline_train_mean_mae"],
-                    "baseline_zero": metrics["baseline_zero_mae"],
-                    f"{algo}_mae": metrics["test_mae"],
-                    f"{algo}_structures_per_s": summary["structures_per_second"],
-                    f"{algo}_parameters": summary["n_parameters"],
-                }
+            row["unit"] = metrics["unit"]
+            _row_update(
+                row, kind, metrics, json.loads((result.run_dir / "summary.json").read_text())
             )
-            print(f"{prop.name}: {algo} test MAE {metrics['test_mae']:.4g} {prop.unit}", flush=True)
-        if "alignn" in models:
+            print(
+                f"{name}: {kind} test MAE {metrics['test_mae']:.4g} {metrics['unit']}", flush=True
+            )
+            save()
+        if "alignn" in models and "alignn_mae" not in row:
             try:
                 from alignn_reference import train_alignn
             except ImportError as exc:  # pragma: no cover - optional dependency
                 print(f"alignn unavailable: {exc}")
                 continue
-            cfg = resolve_config("e3nn", "std", overrides={"properties": [prop.name]})
+            records = {r["jid"]: r["atoms"] for r in load_jarvis_records()}
+            cfg = resolve_config("e3nn", "std", overrides={"properties": [name]})
             data, _ = prepare_data(cfg, progress=False)
             parts = {}
             for role in (TRAIN, VAL, TEST):
@@ -93,26 +142,39 @@ def run(
                         lr=lr,
                     )
                 except Exception as exc:  # report and go on with the other models
-                    print(f"{prop.name}: ALIGNN failed: {type(exc).__name__}: {exc}")
+                    print(f"{name}: ALIGNN failed: {type(exc).__name__}: {exc}")
                     continue
-            row.update(
-                {"alignn_mae": ref["test_mae"], "alignn_structures_per_s": ref["structures_per_s"]}
-            )
-            print(f"{prop.name}: alignn test MAE {ref['test_mae']:.4g} {prop.unit}", flush=True)
-        rows.append(row)
-    return rows
+            row["alignn_mae"] = ref["test_mae"]
+            row["alignn_s_per_epoch"] = len(parts[TRAIN]) / ref["structures_per_s"]
+            print(f"{name}: alignn test MAE {ref['test_mae']:.4g}", flush=True)
+            save()
+    return list(rows.values())
 
 
 def table(rows: list[dict]) -> str:
-    head = "| property | unit | n train/test | MAD | train-mean baseline | CGCNN | e3nn | ALIGNN | structures/s CGCNN / e3nn / ALIGNN |"
-    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    kinds = [k for k in KINDS if any(f"{k}_mae" in r for r in rows)]
+    head = (
+        "| property | unit | n train/test | MAD | mean baseline | zero baseline | "
+        + " | ".join(kinds)
+        + " |"
+    )
+    lines = [head, "|" + "---|" * (6 + len(kinds))]
     f = lambda r, k: f"{r[k]:.4g}" if k in r and r[k] == r[k] else "–"  # noqa: E731
     for r in rows:
+        cells = " | ".join(f(r, f"{k}_mae") for k in kinds)
         lines.append(
-            f"| {r['property']} | {r['unit'] or '–'} | {r.get('n_train', '–')}/{r.get('n_test', '–')} | {f(r, 'mad')} | {f(r, 'baseline_train_mean')} "
-            f"| {f(r, 'cgcnn_mae')} | {f(r, 'e3nn_mae')} | {f(r, 'alignn_mae')} "
-            f"| {f(r, 'cgcnn_structures_per_s')} / {f(r, 'e3nn_structures_per_s')} / {f(r, 'alignn_structures_per_s')} |"
+            f"| {r['property']} | {r.get('unit') or '–'} | {r.get('n_train', '–')}/{r.get('n_test', '–')} | {f(r, 'mad')} "
+            f"| {f(r, 'baseline_train_mean')} | {f(r, 'baseline_zero')} | {cells} |"
         )
+    lines.append("")
+    lines.append(
+        "seconds per epoch: "
+        + ", ".join(
+            f"{k} {np.nanmean([r[f'{k}_s_per_epoch'] for r in rows if f'{k}_s_per_epoch' in r]):.3g}"
+            for k in kinds
+            if any(f"{k}_s_per_epoch" in r for r in rows)
+        )
+    )
     return "\n".join(lines)
 
 
@@ -123,10 +185,10 @@ def main() -> None:
     parser.add_argument(
         "--properties", nargs="+", default=["formation_energy"], help="names, or 'all'"
     )
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--models", nargs="+", default=["cgcnn", "e3nn", "alignn"])
+    parser.add_argument("--models", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     args = parser.parse_args()
     props = None if args.properties == ["all"] else args.properties
@@ -134,7 +196,15 @@ def main() -> None:
 
     names = [p.name for p in resolve_properties(props)]
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = run(names, args.epochs, args.out, args.models, args.batch_size, args.lr)
+    previous = args.out / "property_models.json"
+    done = {}
+    if previous.exists():
+        done = {
+            r["property"]: r
+            for r in json.loads(previous.read_text())
+            if r.get("epochs") == args.epochs
+        }
+    rows = run(names, args.epochs, args.out, args.models, args.batch_size, args.lr, done)
     text = table(rows)
     print(text)
     (args.out / "property_models.json").write_text(json.dumps(rows, indent=1))

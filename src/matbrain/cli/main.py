@@ -18,7 +18,7 @@ from matbrain.cli.common import fail as _fail
 from matbrain.cli.common import split_names as _split_names
 from matbrain.cli.db import db_app
 from matbrain.cli.potential import potential_app, relax_cmd
-from matbrain.training.levels import levels_table
+from matbrain.training.levels import levels_table, specialist_table
 
 app = typer.Typer(
     help="matbrain: machine learning on crystals.\n\nExample: matbrain train --algorithm e3nn --level smoke --all-properties",
@@ -115,29 +115,83 @@ def data_process(
     )
 
 
-TRAIN_HELP = f"""Train a multi-task (or single-property) model and write a run folder.
+TRAIN_HELP = f"""Train a multi-task model, or a specialist (--property), and write a run folder.
 
-Levels (overrides below win over the level):
+Algorithms: e3nn, cgcnn (graph networks trained from scratch); chgnet, sevennet (heads on a
+frozen universal potential whose weights ship in its wheel: offline); mace (heads on a local
+MACE model, --base-model FILE).
 
-e3nn:
+Layering: package defaults < level < --config YAML < flags.
+
+Multi-task levels, e3nn:
 {levels_table("e3nn")}
 
-cgcnn:
+Multi-task levels, cgcnn:
 {levels_table("cgcnn")}
 
-Example: matbrain train --algorithm e3nn --level smoke --all-properties
+Multi-task levels, chgnet / sevennet / mace (heads only; epochs are a ceiling):
+{levels_table("chgnet")}
+
+Specialist levels (one property; --competition selects the competition profile):
+{specialist_table()}
+
+Examples:
+  matbrain train --algorithm e3nn --level smoke --all-properties
+  matbrain train --algorithm chgnet --property formation_energy --level std
+  matbrain train --algorithm e3nn --property band_gap --finetune-from models/multitask_std_e3nn/run_X
+  matbrain train --dataset my_folder --target-name K_VRH --unit GPa --algorithm chgnet
 """
 
 
 @app.command("train", help=TRAIN_HELP)
 def train_cmd(
-    algorithm: Annotated[str, typer.Option(help="e3nn | cgcnn")] = "e3nn",
+    algorithm: Annotated[
+        str, typer.Option(help="e3nn | cgcnn | chgnet | sevennet | mace")
+    ] = "e3nn",
     level: Annotated[str, typer.Option(help="smoke | lite | std | pro | max")] = "smoke",
+    competition: Annotated[
+        bool, typer.Option("--competition", help="the specialist competition profile")
+    ] = False,
     all_properties: Annotated[
         bool, typer.Option("--all-properties", help="train on all nine properties")
     ] = False,
     properties: Annotated[
         list[str] | None, typer.Option(help="property names, e.g. formation_energy,band_gap")
+    ] = None,
+    property: Annotated[
+        str | None, typer.Option("--property", help="train one property: a specialist")
+    ] = None,
+    target_name: Annotated[
+        str | None,
+        typer.Option(help="your own target (folder dataset): its name, e.g. K_VRH"),
+    ] = None,
+    unit: Annotated[str | None, typer.Option(help="unit of --target-name, e.g. GPa")] = None,
+    ema_decay: Annotated[float | None, typer.Option(help="EMA of the weights, e.g. 0.999")] = None,
+    swa: Annotated[
+        bool | None, typer.Option("--swa/--no-swa", help="stochastic weight averaging")
+    ] = None,
+    acc_steps: Annotated[
+        int | None, typer.Option(help="gradient accumulation: batches per step")
+    ] = None,
+    outlier_sigma: Annotated[
+        float | None, typer.Option(help="drop training targets beyond k robust std")
+    ] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="early stopping: epochs without improvement")
+    ] = None,
+    dropout: Annotated[float | None, typer.Option(help="dropout in the heads")] = None,
+    weight_decay: Annotated[float | None, typer.Option()] = None,
+    base_model: Annotated[
+        str | None, typer.Option(help="--algorithm mace: a local MACE .model file")
+    ] = None,
+    finetune_from: Annotated[
+        str | None, typer.Option(help="multi-task run folder or best.pt to start from")
+    ] = None,
+    freeze_encoder_epochs: Annotated[
+        int | None, typer.Option(help="fine-tuning: encoder frozen for N epochs")
+    ] = None,
+    encoder_lr_factor: Annotated[
+        float | None, typer.Option(help="fine-tuning: encoder lr = lr x this")
     ] = None,
     config: Annotated[
         Path | None, typer.Option(help="YAML with config keys (layered over the level)")
@@ -175,10 +229,33 @@ def train_cmd(
 
     try:
         names = _split_names(properties)
-        if all_properties and names:
-            raise ValueError("give either --all-properties or --properties, not both")
+        given = [bool(all_properties), bool(names), property is not None, target_name is not None]
+        if sum(given) > 1:
+            raise ValueError(
+                "give one of --all-properties, --properties, --property or --target-name"
+            )
+        if property is not None:
+            names = [property]
+        if unit is not None and target_name is None:
+            target_name = _header_target(dataset)
+        if target_name is not None:
+            names = [target_name]
+            if unit is None:
+                raise ValueError(f'give the unit of {target_name!r} with --unit ("" if none)')
         overrides = {
             "properties": names,
+            "target_unit": unit if target_name is not None else None,
+            "ema_decay": ema_decay,
+            "swa": swa,
+            "acc_steps": acc_steps,
+            "outlier_sigma": outlier_sigma,
+            "patience": patience,
+            "dropout": dropout,
+            "weight_decay": weight_decay,
+            "base_model": base_model,
+            "finetune_from": finetune_from,
+            "freeze_encoder_epochs": freeze_encoder_epochs,
+            "encoder_lr_factor": encoder_lr_factor,
             "epochs": epochs,
             "lr": lr,
             "batch_size": batch_size,
@@ -190,7 +267,7 @@ def train_cmd(
             "output_root": output_root,
             "device": device,
         }
-        cfg = resolve_config(algorithm, level, config, overrides)
+        cfg = resolve_config(algorithm, "competition" if competition else level, config, overrides)
         run_dir = None
         if resume_run is not None or resume:
             run_dir = resume_run or latest_unfinished_run(Path(cfg.output_root), cfg.run_group())
@@ -212,6 +289,19 @@ def train_cmd(
         _fail(exc)
     console.print(f"\nrun folder: {result.run_dir}")
     console.print(result.table(), soft_wrap=True, highlight=False)
+
+
+def _header_target(dataset: str | None) -> str:
+    """The one value column named by the header of a folder dataset's id_prop.csv."""
+    from matbrain.data.folder import header_columns
+
+    columns = header_columns(dataset) if dataset else None
+    if not columns or len(columns) != 1:
+        raise ValueError(
+            "--unit names the unit of your own target: give its name with --target-name NAME "
+            "(or a header row 'id,NAME' in id_prop.csv of the --dataset folder)"
+        )
+    return columns[0]
 
 
 @app.command("predict")
@@ -277,7 +367,7 @@ def runs_cmd(
 
     try:
         entries = read_registry(root)
-        if property:
+        if property and not any(property in e["test_mae"] for e in entries):
             property = get_property(property).name
     except EXPECTED_ERRORS as exc:
         _fail(exc)
@@ -288,27 +378,38 @@ def runs_cmd(
         return
     if property:
         entries.sort(key=lambda e: e["test_mae"].get(property, float("inf")))
-    shown = [p.name for p in PROPERTIES if any(p.name in e["test_mae"] for e in entries)]
+    catalogue = [p.name for p in PROPERTIES]
+    shown = [n for n in catalogue if any(n in e["test_mae"] for e in entries)]
+    shown += sorted({n for e in entries for n in e["test_mae"] if n not in catalogue})
+    units = {n: u for e in entries for n, u in e.get("units", {}).items()}
     table = Table(
         "finished",
         "algo",
+        "kind",
         "level",
+        "data",
         "split",
-        "seed",
         "commit",
-        *shown,
+        *[f"{n} ({units[n]})" if units.get(n) else n for n in shown],
         "run",
         title=f"test MAE per property ({root}/)",
     )
     for e in entries:
         cells = [f"{e['test_mae'][n]:.4g}" if n in e["test_mae"] else "" for n in shown]
         path = Path(e["path"])
+        kind = (
+            "finetuned"
+            if e.get("finetuned_from")
+            else ("specialist" if len(e["test_mae"]) == 1 else "multitask")
+        )
+        data = str(e.get("dataset", ""))
         table.add_row(
             e["finished"],
             e["algorithm"],
+            kind,
             e["level"],
+            data if len(data) <= 24 else "…" + data[-23:],
             e["split"],
-            str(e["seed"]),
             (e.get("git_commit") or "")[:8],
             *cells,
             f"{path.parent.name}/{path.name}",

@@ -15,6 +15,21 @@ from matbrain.properties import Property
 log = logging.getLogger(__name__)
 
 
+HEADER_FIRST_CELLS = ("id", "filename", "file", "name")
+
+
+def header_columns(folder: str | Path) -> list[str] | None:
+    """The value-column names of ``folder/id_prop.csv`` when it has a header row, else None."""
+    table = Path(folder) / "id_prop.csv"
+    if not table.exists():
+        return None
+    with open(table, newline="") as fh:
+        first = next((r for r in csv.reader(fh) if r), None)
+    if first is None or first[0].strip().lower() not in HEADER_FIRST_CELLS:
+        return None
+    return [h.strip() for h in first[1:]]
+
+
 def folder_dataset(folder: str | Path, properties: list[Property]) -> CrystalDataset:
     """Read ``folder/id_prop.csv``: rows ``filename,value[,value...]``, one value per property.
 
@@ -31,20 +46,25 @@ def folder_dataset(folder: str | Path, properties: list[Property]) -> CrystalDat
     if not rows:
         raise ValueError(f"{table}: empty")
     columns: list[int]
-    if rows[0][0].strip().lower() in ("id", "filename", "file", "name"):
+    if rows[0][0].strip().lower() in HEADER_FIRST_CELLS:
         header = [h.strip() for h in rows[0]]
         rows = rows[1:]
         columns = []
         for p in properties:
             matches = [i for i, h in enumerate(header) if h in (p.name, p.key)]
             if not matches:
-                raise ValueError(f"{table}: no column for property {p.name!r} (header: {header})")
+                raise ValueError(
+                    f"{table}: no column for property {p.name!r} (header: {header}); "
+                    "to train on your own column pass --target-name NAME --unit UNIT"
+                )
             columns.append(matches[0])
     else:
         if len(rows[0]) - 1 != len(properties):
             raise ValueError(
-                f"{table}: {len(rows[0]) - 1} value columns but {len(properties)} properties requested; "
-                "add a header row naming the columns"
+                f"{table}: {len(rows[0]) - 1} value column(s) but {len(properties)} properties "
+                "requested; for your own target pass --target-name NAME --unit UNIT (or add a "
+                "header row 'id,NAME' and pass --unit), or name the JARVIS properties with "
+                "--properties"
             )
         columns = list(range(1, len(properties) + 1))
     ids, structures, targets, bad = [], [], [], []
