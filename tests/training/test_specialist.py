@@ -109,7 +109,13 @@ def test_early_stopping_ends_a_run_that_does_not_improve(tmp_path):
 
 def test_specialist_levels_layer_like_the_multitask_ones(tmp_path):
     cfg = resolve_config("e3nn", "max", overrides={"properties": ["band_gap"]})
-    assert (cfg.epochs, cfg.acc_steps, cfg.lr, cfg.swa, cfg.batch_size) == (2200, 6, 1.5e-4, True, 16)
+    assert (cfg.epochs, cfg.acc_steps, cfg.lr, cfg.swa, cfg.batch_size) == (
+        2200,
+        6,
+        1.5e-4,
+        True,
+        16,
+    )
     comp = resolve_config("cgcnn", "competition", overrides={"properties": ["ehull"]})
     assert (comp.epochs, comp.ema_decay, comp.outlier_sigma, comp.acc_steps) == (900, 0.999, 7.5, 3)
     multi = resolve_config("e3nn", "std")

@@ -171,7 +171,7 @@ def _sevennet_features(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, fl
 def _mace_calculator(path: str) -> Any:
     from matbrain.potentials.calculators import load_potential
 
-    return load_potential(path, device="cpu").calculator
+    return load_potential(path, device="cpu").calc
 
 
 def _mace_features(path: str) -> Featurizer:
