@@ -189,3 +189,37 @@ def test_run_records_the_outliers_it_dropped(tmp_path):
     assert dropped["sigma"] == 2.0 and dropped["count"]["bulk_modulus"] > 0
     assert len(dropped["ids"]["bulk_modulus"]) == dropped["count"]["bulk_modulus"]
     assert data["split"]["labels"]["bulk_modulus"]["train"] > 0
+
+
+def test_smoke_matrix_completes_and_a_second_call_skips_finished_cells(tmp_path):
+    from typer.testing import CliRunner
+
+    from matbrain.cli.main import app
+
+    args = [
+        "matrix",
+        "--tiers",
+        "smoke",
+        "--algorithm",
+        "cgcnn",
+        "--properties",
+        "formation_energy,bulk_modulus",
+        "--epochs",
+        "1",
+        "--max-samples",
+        "80",
+        "--folder",
+        str(tmp_path / "m"),
+        "--quiet",
+    ]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "3 cells trained, 0 already done" in first.output
+    for name in ("summary.csv", "summary.md", "heatmap.png", "matrix.json"):
+        assert (tmp_path / "m" / name).exists(), name
+    table = (tmp_path / "m" / "summary.md").read_text()
+    assert "smoke cgcnn multitask" in table and "smoke cgcnn specialist" in table
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0 and "0 cells trained, 3 already done" in second.output
+    runs = list((tmp_path / "m" / "runs").glob("*/run_*"))
+    assert len(runs) == 3

@@ -418,6 +418,60 @@ def runs_cmd(
     Console(soft_wrap=True, width=max(console.width, 240)).print(table)
 
 
+@app.command("matrix", context_settings={"allow_extra_args": True})
+def matrix_cmd(
+    ctx: typer.Context,
+    tiers: Annotated[
+        list[str] | None, typer.Option("--tiers", help="levels: --tiers lite std pro (default)")
+    ] = None,
+    algorithm: Annotated[
+        list[str] | None, typer.Option("--algorithm", help="repeat for several (default e3nn)")
+    ] = None,
+    properties: Annotated[
+        list[str] | None, typer.Option(help="properties (default: all nine)")
+    ] = None,
+    folder: Annotated[Path, typer.Option(help="matrix folder")] = Path("models/matrix"),
+    epochs: Annotated[int | None, typer.Option(help="override every cell's epochs")] = None,
+    max_samples: Annotated[int | None, typer.Option()] = None,
+    dataset: Annotated[str | None, typer.Option()] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
+) -> None:
+    """Train the model matrix: per tier and algorithm, nine specialists and one multi-task model.
+
+    Resumable: finished cells are skipped, an interrupted cell resumes. Writes summary.csv,
+    summary.md (test MAE per property and model) and heatmap.png (MAE/MAD) into the folder.
+
+    Example: matbrain matrix --tiers lite std pro --algorithm e3nn --algorithm chgnet
+    """
+    from matbrain.training.matrix import run_matrix
+
+    try:
+        # `--tiers lite std pro`: the words after the first tier arrive as extra arguments
+        tier_names = (_split_names(tiers) or []) + list(ctx.args) or ["lite", "std", "pro"]
+        if any(a.startswith("-") for a in ctx.args):
+            raise ValueError(f"unknown options: {' '.join(ctx.args)}")
+        result = run_matrix(
+            tier_names,
+            _split_names(algorithm) or ["e3nn"],
+            _split_names(properties),
+            folder,
+            overrides={"epochs": epochs, "max_samples": max_samples, "dataset": dataset},
+            progress=not quiet,
+        )
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: rerun the same command to continue the matrix")
+        raise typer.Exit(code=130) from None
+    except EXPECTED_ERRORS as exc:
+        _fail(exc)
+    console.print(
+        f"matrix {folder}: {len(result.trained)} cells trained, {len(result.skipped)} already done"
+    )
+    summary = folder / "summary.md"
+    if summary.exists():
+        console.print(summary.read_text(), soft_wrap=True, highlight=False)
+    console.print(f"heat map: {folder / 'heatmap.png'}")
+
+
 def main() -> None:
     exit_on_sigterm()
     try:
