@@ -14,7 +14,7 @@ from ase import Atoms
 from matbrain.data.graphs import BadStructureError, build_graph
 from matbrain.data.structures import StructureReadError, is_structure_file, read_structure
 from matbrain.models.artifact import LoadedModel, load_artifact
-from matbrain.properties import clip_to_physical
+from matbrain.properties import apply_elemental_identities, clip_to_physical
 from matbrain.training.trainer import pick_device
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,11 @@ class Predictor:
             batch = self.model.collate(inputs[i : i + self.batch_size]).to(self.device)
             out.append(self.model(batch).cpu().numpy())
         normalized = np.concatenate(out) if out else np.zeros((0, len(self.columns)))
-        return clip_to_physical(
+        values = clip_to_physical(
             self.loaded.normalizer.denormalize(normalized), self.loaded.properties
+        )
+        return apply_elemental_identities(
+            values, self.loaded.properties, [a.numbers for a in structures]
         )
 
     def predict_files(self, paths: list[Path]) -> PredictionResult:

@@ -116,5 +116,28 @@ def clip_to_physical(values: np.ndarray, properties: Sequence[Property]) -> np.n
     return np.maximum(values, lower)
 
 
+def apply_elemental_identities(
+    values: np.ndarray, properties: Sequence[Property], numbers: Sequence[np.ndarray]
+) -> np.ndarray:
+    """Exact facts about one-element crystals, applied to (n, n_properties) predictions.
+
+    The elemental references of the formation energy are the element's ground state, so an
+    elemental crystal has E_f >= 0, and it is its own only hull point: E_hull = E_f. A model
+    that extrapolates its composition terms to a pure element (none of it in training) cannot
+    break these.
+    """
+    names = [p.name for p in properties]
+    out = values.copy()
+    for i, z in enumerate(numbers):
+        if len(np.unique(z)) != 1:
+            continue
+        if "formation_energy" in names:
+            j = names.index("formation_energy")
+            out[i, j] = max(out[i, j], 0.0)
+            if "ehull" in names:
+                out[i, names.index("ehull")] = out[i, j]
+    return out
+
+
 def property_names(props: Sequence[Property]) -> list[str]:
     return [p.name for p in props]

@@ -51,3 +51,15 @@ def test_normalisation_round_trips_and_uses_only_masked_labels():
     assert abs(np.nanmean(z[10:, 0])) < 1e-9 and abs(np.nanstd(z[:, 1]) - 1) < 1e-6
     constant = Normalizer.fit(np.ones((4, 1)), np.ones((4, 1), dtype=bool))
     assert constant.std == [1.0]
+
+
+def test_elemental_identities_fix_only_one_element_crystals():
+    from matbrain.properties import apply_elemental_identities, resolve_properties
+
+    props = resolve_properties(["formation_energy", "band_gap", "ehull"])
+    values = np.array([[-0.2, 0.1, 5.2], [-0.5, 0.0, 1.3], [0.08, 0.0, 4.0]])
+    numbers = [np.array([41, 41]), np.array([29, 8]), np.array([26])]
+    out = apply_elemental_identities(values, props, numbers)
+    assert out[0].tolist() == [0.0, 0.1, 0.0]  # element: E_f >= 0 and E_hull = E_f
+    assert out[1].tolist() == values[1].tolist()  # a compound is left alone
+    assert out[2].tolist() == [0.08, 0.0, 0.08]

@@ -180,6 +180,7 @@ def train_cmd(
         int | None, typer.Option(help="early stopping: epochs without improvement")
     ] = None,
     dropout: Annotated[float | None, typer.Option(help="dropout in the heads")] = None,
+    loss: Annotated[str | None, typer.Option(help="mse | l1 | huber")] = None,
     weight_decay: Annotated[float | None, typer.Option()] = None,
     base_model: Annotated[
         str | None, typer.Option(help="--algorithm mace: a local MACE .model file")
@@ -251,6 +252,7 @@ def train_cmd(
             "outlier_sigma": outlier_sigma,
             "patience": patience,
             "dropout": dropout,
+            "loss": loss,
             "weight_decay": weight_decay,
             "base_model": base_model,
             "finetune_from": finetune_from,
