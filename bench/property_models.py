@@ -9,6 +9,7 @@ the same batch size and learning rate, and is scored on the same test materials.
     e3nn-multitask   one e3nn model trained on all the benchmarked properties at once
     e3nn-finetuned   e3nn specialist fine-tuned from that multi-task model
     chgnet, sevennet heads on a frozen universal potential (weights in their wheels)
+    chgnet-finetuned CHGNet fine-tuned end to end (encoder lr = lr x 0.1)
     alignn           the reference (needs ``pip install alignn``; installs without dgl)
 
 Prints test MAE side by side with the MAD and the predict-train-mean and predict-zero baselines,
@@ -32,7 +33,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-KINDS = ("cgcnn", "e3nn", "e3nn-multitask", "e3nn-finetuned", "chgnet", "sevennet", "alignn")
+KINDS = (
+    "cgcnn",
+    "e3nn",
+    "e3nn-multitask",
+    "e3nn-finetuned",
+    "chgnet",
+    "chgnet-finetuned",
+    "sevennet",
+    "alignn",
+)
 
 
 def _overrides(epochs: int, batch_size: int, lr: float, out: Path) -> dict:
@@ -105,6 +115,9 @@ def run(
             algorithm = kind
             if kind == "e3nn-finetuned":
                 algorithm, extra["finetune_from"] = "e3nn", str(multitask_run)
+            if kind == "chgnet-finetuned":
+                algorithm = "chgnet"
+                extra.update(backbone_mode="finetune", encoder_lr_factor=0.1)
             cfg = resolve_config(algorithm, "std", overrides={**recipe, **extra})
             result = run_training(cfg, progress=False)
             metrics = result.metrics[0]

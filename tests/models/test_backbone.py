@@ -85,3 +85,46 @@ def test_own_target_from_a_folder_trains_and_predicts_with_its_name_and_unit(tmp
     assert predictor.columns == ["K_VRH"] and predictor.units() == {"K_VRH": "GPa"}
     listed = runner.invoke(app, ["runs", "--root", str(out), "--property", "K_VRH"])
     assert listed.exit_code == 0 and "K_VRH (GPa)" in listed.output
+
+
+def test_chgnet_finetune_starts_at_the_frozen_model_and_trains_the_encoder(tmp_path):
+    from matbrain.training.pipeline import build_model, prepare_data
+    from matbrain.training.trainer import Trainer
+
+    overrides = {
+        "properties": ["formation_energy"],
+        "max_samples": 60,
+        "epochs": 1,
+        "backbone_mode": "finetune",
+        "encoder_lr_factor": 0.1,
+    }
+    cfg = resolve_config("chgnet", "smoke", overrides=overrides)
+    data, _ = prepare_data(cfg, progress=False)
+    model = build_model(cfg, data)
+    for mlp in model.heads.mlp:  # a non-trivial head, so that the features matter
+        torch.nn.init.normal_(mlp[-1].weight, std=0.5)
+    frozen_cfg = cfg.model_copy(update={"backbone_mode": "frozen"})
+    frozen_data, _ = prepare_data(frozen_cfg, progress=False)
+    frozen = build_model(frozen_cfg, frozen_data)
+    frozen.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.")}
+    )
+    model.eval()
+    frozen.eval()
+    with torch.no_grad():
+        live = model(model.collate(data.graphs[:6]))
+        cached = frozen(frozen.collate(frozen_data.graphs[:6]))
+    assert torch.allclose(live, cached, atol=1e-4)
+
+    before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    trainer = Trainer(model, cfg, data, tmp_path, progress=False)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx(
+        [cfg.lr, 0.1 * cfg.lr]
+    )
+    trainer.fit()
+    moved = [k for k, v in model.encoder.state_dict().items() if not torch.equal(v, before[k])]
+    assert len(moved) > len(before) // 2
+    with pytest.raises(ValueError, match="implemented for the chgnet backbone"):
+        resolve_config("sevennet", "smoke", overrides=overrides) and build_model(
+            resolve_config("sevennet", "smoke", overrides=overrides), frozen_data
+        )

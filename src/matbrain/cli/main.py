@@ -185,6 +185,10 @@ def train_cmd(
     base_model: Annotated[
         str | None, typer.Option(help="--algorithm mace: a local MACE .model file")
     ] = None,
+    backbone_mode: Annotated[
+        str | None,
+        typer.Option(help="chgnet/sevennet/mace: frozen (default) | finetune (chgnet, end to end)"),
+    ] = None,
     finetune_from: Annotated[
         str | None, typer.Option(help="multi-task run folder or best.pt to start from")
     ] = None,
@@ -256,6 +260,7 @@ def train_cmd(
             "weight_decay": weight_decay,
             "base_model": base_model,
             "finetune_from": finetune_from,
+            "backbone_mode": backbone_mode,
             "freeze_encoder_epochs": freeze_encoder_epochs,
             "encoder_lr_factor": encoder_lr_factor,
             "epochs": epochs,

@@ -16,8 +16,14 @@ from that fit and only improves on it. Features are pooled by averaging over ato
 predictions keep the invariances of the graph models (rotation, translation, permutation,
 supercell).
 
-The saved artifact holds only the heads and the feature scaling (``weights_only=True``); the
-backbone is loaded by name from its package when predicting.
+With ``mode="finetune"`` (CHGNet) the encoder trains too, end to end: CHGNet's own layers
+compute the features of every batch, and the trainer gives them a lower learning rate
+(``encoder_lr_factor``) or freezes them for the first epochs (``freeze_encoder_epochs``). The
+linear part keeps the pretrained potential's energy as its input.
+
+The saved artifact holds the heads, the feature scaling and, when fine-tuned, the encoder's
+weights, as plain tensors (``weights_only=True``); the pretrained backbone itself is loaded by
+name from its package when predicting.
 """
 
 from __future__ import annotations
@@ -58,29 +64,47 @@ class BackboneInput:
 
 
 @dataclass
+class FinetuneInput:
+    """A structure for end-to-end fine-tuning: the backbone's own graph and the fixed inputs."""
+
+    fixed: BackboneInput
+    graph: Any  # the backbone's graph of the structure (chgnet.graph.CrystalGraph)
+
+
+def _fixed(x: BackboneInput | FinetuneInput) -> BackboneInput:
+    return x.fixed if isinstance(x, FinetuneInput) else x
+
+
+@dataclass
 class FeatureBatch:
     features: torch.Tensor  # (B, d)
     linear: torch.Tensor  # (B, 1 + N_ELEMENTS): energy per atom, composition
     n_graphs: int
     targets: torch.Tensor | None = None
     label_mask: torch.Tensor | None = None
+    graphs: list[Any] | None = None  # backbone graphs when the encoder trains
 
     def to(self, device: torch.device | str) -> FeatureBatch:
         kwargs = {}
         for f in fields(self):
             value = getattr(self, f.name)
             kwargs[f.name] = value.to(device) if isinstance(value, torch.Tensor) else value
+        if self.graphs is not None:
+            kwargs["graphs"] = [g.to(device) for g in self.graphs]
         return FeatureBatch(**kwargs)
 
 
 def collate_features(
-    inputs: Sequence[BackboneInput],
+    inputs: Sequence[BackboneInput | FinetuneInput],
     targets: np.ndarray | None = None,
     label_mask: np.ndarray | None = None,
 ) -> FeatureBatch:
+    graphs = [x.graph for x in inputs] if isinstance(inputs[0], FinetuneInput) else None
+    fixed = [_fixed(x) for x in inputs]
     return FeatureBatch(
-        features=torch.from_numpy(np.stack([x.features for x in inputs]).astype(np.float32)),
-        linear=torch.from_numpy(linear_inputs(inputs).astype(np.float32)),
+        features=torch.from_numpy(np.stack([x.features for x in fixed]).astype(np.float32)),
+        linear=torch.from_numpy(linear_inputs(fixed).astype(np.float32)),
+        graphs=graphs,
         n_graphs=len(inputs),
         targets=None if targets is None else torch.as_tensor(targets, dtype=torch.float32),
         label_mask=None if label_mask is None else torch.as_tensor(label_mask, dtype=torch.bool),
@@ -114,6 +138,25 @@ def _chgnet_model() -> Any:
     return CHGNet.load(verbose=False)
 
 
+def chgnet_pooled(crystal_fea: torch.Tensor, atom_fea: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(B, 128) intensive features from CHGNet's outputs: crystal feature / atoms, mean atom feature.
+
+    crystal_fea is CHGNet's sum over atoms: divided by the atom count it is intensive, as a
+    property predictor must be (a supercell gives the same features).
+    """
+    counts = torch.tensor([len(a) for a in atom_fea], dtype=crystal_fea.dtype)
+    means = torch.stack([a.mean(0) for a in atom_fea])
+    return torch.cat([crystal_fea / counts.to(crystal_fea.device).unsqueeze(1), means], dim=1)
+
+
+def chgnet_graphs(structures: Sequence[Atoms]) -> list[Any]:
+    """CHGNet's own graphs of the structures (for end-to-end fine-tuning)."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    converter = _chgnet_model().graph_converter
+    return [converter(AseAtomsAdaptor.get_structure(a)) for a in structures]
+
+
 def _chgnet_features(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
     """CHGNet's crystal feature and mean atom feature after its last layer (64 + 64), energy/atom."""
     from pymatgen.io.ase import AseAtomsAdaptor
@@ -127,11 +170,11 @@ def _chgnet_features(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, floa
         batch_size=16,
     )
     out = out if isinstance(out, list) else [out]
-    # crystal_fea is CHGNet's sum over atoms: divided by the atom count it is intensive, as a
-    # property predictor must be (a supercell gives the same features)
     return [
         (
-            np.concatenate([o["crystal_fea"] / len(o["atom_fea"]), o["atom_fea"].mean(0)]),
+            chgnet_pooled(
+                torch.from_numpy(o["crystal_fea"][None]), [torch.from_numpy(o["atom_fea"])]
+            )[0].numpy(),
             float(o["e"]),
         )
         for o in out
@@ -361,6 +404,7 @@ class BackboneNet(PropertyModel):
         dropout: float = 0.1,
         base_model: str | None = None,
         backbone_version: str = "",
+        mode: str = "frozen",
     ) -> None:
         super().__init__(
             n_properties,
@@ -370,7 +414,20 @@ class BackboneNet(PropertyModel):
             dropout=dropout,
             base_model=base_model,
             backbone_version=backbone_version,
+            mode=mode,
         )
+        if mode not in ("frozen", "finetune"):
+            raise ValueError(f"unknown backbone mode {mode!r}; valid: frozen, finetune")
+        if mode == "finetune" and backbone != "chgnet":
+            raise ValueError(
+                f"end-to-end fine-tuning is implemented for the chgnet backbone; use "
+                f"{backbone} frozen (backbone_mode: frozen)"
+            )
+        self.mode = mode
+        if mode == "finetune":
+            from chgnet.model import CHGNet
+
+            self.encoder = CHGNet.load(verbose=False)  # pretrained; a saved state overrides it
         self.name = backbone  # the registry name of this model (what the artifact records)
         self.register_buffer("feature_mean", torch.zeros(feature_dim))
         self.register_buffer("feature_std", torch.ones(feature_dim))
@@ -386,16 +443,34 @@ class BackboneNet(PropertyModel):
         return cls(
             n_properties,
             backbone=config.algorithm,
-            feature_dim=len(data.graphs[0].features),
+            feature_dim=len(_fixed(data.graphs[0]).features),
             dropout=config.dropout,
             base_model=config.base_model,
             backbone_version=backbone_version(config.algorithm, config.base_model),
+            mode=config.backbone_mode,
             **hyper,
         )
 
     @classmethod
     def dataset_inputs(cls, dataset: Any, config: Any, progress: bool = True) -> InputSet:
-        return dataset_features(dataset, config.algorithm, config.base_model, progress)
+        frozen = dataset_features(dataset, config.algorithm, config.base_model, progress)
+        if config.backbone_mode != "finetune":
+            return frozen
+        if config.algorithm != "chgnet":
+            raise ValueError(
+                f"end-to-end fine-tuning is implemented for the chgnet backbone; use "
+                f"{config.algorithm} frozen (backbone_mode: frozen)"
+            )
+        ids = [i for i in dataset.ids if i in frozen.graphs]
+        lookup = dict(zip(dataset.ids, dataset.structures, strict=True))
+        graphs = chgnet_graphs([lookup[i] for i in ids])
+        return InputSet(
+            graphs={
+                i: FinetuneInput(frozen.graphs[i], g) for i, g in zip(ids, graphs, strict=True)
+            },
+            skipped=frozen.skipped,
+            key=frozen.key + "-finetune",
+        )
 
     @classmethod
     def make_inputs(
@@ -407,6 +482,9 @@ class BackboneNet(PropertyModel):
         for x, reason in zip(inputs, reasons, strict=True):
             if x is None:
                 raise ValueError(reason)
+        if hyperparameters.get("mode", "frozen") == "finetune":
+            graphs = chgnet_graphs(structures)
+            return [FinetuneInput(x, g) for x, g in zip(inputs, graphs, strict=True)]
         return inputs
 
     def initialize_from_data(self, data: Any) -> None:
@@ -417,13 +495,12 @@ class BackboneNet(PropertyModel):
         """
         from matbrain.data.splits import TRAIN, VAL
 
+        fixed = [_fixed(x) for x in data.graphs]
         train = data.indices(TRAIN)
-        x = np.stack([data.graphs[i].features for i in train])
+        x = np.stack([fixed[i].features for i in train])
         self.feature_mean.copy_(torch.from_numpy(x.mean(0)))
         self.feature_std.copy_(torch.from_numpy(x.std(0) + 1e-6))
-        design = np.concatenate(
-            [linear_inputs(data.graphs), np.ones((len(data.graphs), 1))], axis=1
-        )
+        design = np.concatenate([linear_inputs(fixed), np.ones((len(fixed), 1))], axis=1)
         for j, head in enumerate(self.heads.baseline):
             rows = data.split.mask(TRAIN, data.targets)[:, j]
             val = data.split.mask(VAL, data.targets)[:, j]
@@ -451,5 +528,11 @@ class BackboneNet(PropertyModel):
             log.info("property %d: linear baseline with ridge %g", j, ridge)
 
     def forward(self, batch: FeatureBatch) -> torch.Tensor:  # type: ignore[override]
-        features = (batch.features - self.feature_mean) / self.feature_std
+        features = batch.features
+        if self.mode == "finetune":
+            out = self.encoder(
+                batch.graphs, task="e", return_crystal_feas=True, return_atom_feas=True
+            )
+            features = chgnet_pooled(out["crystal_fea"], out["atom_fea"])
+        features = (features - self.feature_mean) / self.feature_std
         return self.heads(features, batch.linear)

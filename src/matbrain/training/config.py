@@ -67,8 +67,10 @@ class TrainConfig(BaseModel):
     base_model: str | None = Field(
         None, description="backbone file for --algorithm mace (a local MACE .model)"
     )
-    backbone_mode: Literal["frozen"] = Field(
-        "frozen", description="how a universal-potential backbone is used (see README)"
+    backbone_mode: Literal["frozen", "finetune"] = Field(
+        "frozen",
+        description="universal-potential backbone: frozen features, or fine-tuned end to end "
+        "(chgnet; the encoder's lr is lr x encoder_lr_factor)",
     )
     finetune_from: str | None = Field(
         None, description="multi-task run folder or best.pt to start a specialist from"
