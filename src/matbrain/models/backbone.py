@@ -46,12 +46,11 @@ from tqdm.auto import tqdm
 
 from matbrain.data.graphs import GraphConfig
 from matbrain.models.base import PropertyModel
+from matbrain.models.linear_baseline import N_ELEMENTS, fit_ridge, set_linear
 
 log = logging.getLogger(__name__)
 
 FEATURE_FORMAT_VERSION = 2
-N_ELEMENTS = 119
-RIDGE_CHOICES = (1e-8, 1e-6, 1e-4, 1e-2, 1.0)
 
 
 @dataclass
@@ -488,11 +487,7 @@ class BackboneNet(PropertyModel):
         return inputs
 
     def initialize_from_data(self, data: Any) -> None:
-        """Feature scaling from the training structures; each linear part at its ridge fit.
-
-        The ridge strength of each property is picked on its validation labels (the strongest
-        one within 2 % of the best, so that small label sets do not overfit the composition).
-        """
+        """Feature scaling from the training structures; each linear part at its ridge fit."""
         from matbrain.data.splits import TRAIN, VAL
 
         fixed = [_fixed(x) for x in data.graphs]
@@ -500,31 +495,14 @@ class BackboneNet(PropertyModel):
         x = np.stack([fixed[i].features for i in train])
         self.feature_mean.copy_(torch.from_numpy(x.mean(0)))
         self.feature_std.copy_(torch.from_numpy(x.std(0) + 1e-6))
-        design = np.concatenate([linear_inputs(fixed), np.ones((len(fixed), 1))], axis=1)
+        design = linear_inputs(fixed)
+        train_mask = data.split.mask(TRAIN, data.targets)
+        val_mask = data.split.mask(VAL, data.targets)
         for j, head in enumerate(self.heads.baseline):
-            rows = data.split.mask(TRAIN, data.targets)[:, j]
-            val = data.split.mask(VAL, data.targets)[:, j]
-            if not rows.any():
+            if not train_mask[:, j].any():
                 continue
-            y = data.normalized[:, j]
-            used = np.flatnonzero(np.abs(design[rows]).sum(0) > 0)
-            a = design[rows][:, used]
-            fits = []
-            for ridge in RIDGE_CHOICES:
-                w = np.linalg.solve(a.T @ a + ridge * len(a) * np.eye(len(used)), a.T @ y[rows])
-                score = (
-                    np.abs(design[val][:, used] @ w - y[val]).mean()
-                    if val.any()
-                    else (ridge == RIDGE_CHOICES[0]) - 1.0
-                )
-                fits.append((score, ridge, w))
-            best = min(s for s, _, _ in fits)
-            _, ridge, w = [f for f in fits if f[0] <= best + 0.02 * abs(best)][-1]
-            full = np.zeros(design.shape[1])
-            full[used] = w
-            with torch.no_grad():
-                head.weight.copy_(torch.from_numpy(full[:-1]).float().unsqueeze(0))
-                head.bias.fill_(float(full[-1]))
+            w, b, ridge = fit_ridge(design, data.normalized[:, j], train_mask[:, j], val_mask[:, j])
+            set_linear(head, w, b)
             log.info("property %d: linear baseline with ridge %g", j, ridge)
 
     def forward(self, batch: FeatureBatch) -> torch.Tensor:  # type: ignore[override]

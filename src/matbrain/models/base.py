@@ -11,6 +11,13 @@ from torch import nn
 
 from matbrain.data.batching import GraphBatch, collate
 from matbrain.data.graphs import GraphConfig, build_graph
+from matbrain.models.linear_baseline import (
+    N_ELEMENTS,
+    batch_composition,
+    composition_matrix,
+    fit_ridge,
+    set_linear,
+)
 
 
 def scatter_mean(src: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
@@ -56,10 +63,20 @@ class PropertyModel(nn.Module):
     name: ClassVar[str]
     PRESETS: ClassVar[dict[str, dict[str, Any]]]
 
-    def __init__(self, n_properties: int, **hyperparameters: Any) -> None:
+    def __init__(
+        self, n_properties: int, composition_baseline: bool = False, **hyperparameters: Any
+    ) -> None:
         super().__init__()
         self.n_properties = n_properties
         self.hyperparameters = dict(hyperparameters)
+        if composition_baseline:
+            # per property, a linear function of the atom fractions, started at its ridge fit
+            # (initialize_from_data): the network learns the residual
+            self.hyperparameters["composition_baseline"] = True
+            self.composition = nn.ModuleList(nn.Linear(N_ELEMENTS, 1) for _ in range(n_properties))
+            for layer in self.composition:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     @classmethod
     def from_preset(cls, preset: str, n_properties: int, **overrides: Any) -> PropertyModel:
@@ -73,7 +90,11 @@ class PropertyModel(nn.Module):
     def from_config(cls, config: Any, n_properties: int, data: Any = None) -> PropertyModel:
         """A new model for a ``TrainConfig`` (its preset, cutoff and dropout)."""
         return cls.from_preset(
-            config.preset, n_properties=n_properties, cutoff=config.cutoff_A, dropout=config.dropout
+            config.preset,
+            n_properties=n_properties,
+            cutoff=config.cutoff_A,
+            dropout=config.dropout,
+            composition_baseline=config.composition_baseline,
         )
 
     @classmethod
@@ -85,7 +106,18 @@ class PropertyModel(nn.Module):
         return process_dataset(dataset, config.graph_config(), progress=progress)
 
     def initialize_from_data(self, data: Any) -> None:
-        """Set data-dependent starting values from the training split (none by default)."""
+        """Start the composition baseline (when there is one) at its fit on the training split."""
+        if not hasattr(self, "composition"):
+            return
+        from matbrain.data.splits import TRAIN, VAL
+
+        design = composition_matrix([g.numbers for g in data.graphs])
+        train = data.split.mask(TRAIN, data.targets)
+        val = data.split.mask(VAL, data.targets)
+        for j, layer in enumerate(self.composition):
+            if train[:, j].any():
+                w, b, _ = fit_ridge(design, data.normalized[:, j], train[:, j], val[:, j])
+                set_linear(layer, w, b)
 
     def encode(self, batch: GraphBatch) -> torch.Tensor:
         raise NotImplementedError
@@ -103,7 +135,11 @@ class PropertyModel(nn.Module):
 
     def forward(self, batch: GraphBatch) -> torch.Tensor:
         """Normalised predictions, (n_graphs, n_properties)."""
-        return self.heads(self.encode(batch))
+        out = self.heads(self.encode(batch))
+        if hasattr(self, "composition"):
+            x = batch_composition(batch.numbers, batch.graph_index, batch.n_graphs)
+            out = out + torch.cat([layer(x) for layer in self.composition], dim=1)
+        return out
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -52,9 +52,11 @@ class CGCNN(PropertyModel):
         cutoff: float = 6.0,
         gaussian_step: float = 0.2,
         dropout: float = 0.0,
+        composition_baseline: bool = False,
     ) -> None:
         super().__init__(
             n_properties,
+            composition_baseline=composition_baseline,
             atom_dim=atom_dim,
             n_conv=n_conv,
             hidden_dim=hidden_dim,

@@ -140,9 +140,11 @@ class E3nnNet(PropertyModel):
         cutoff: float = 6.0,
         avg_neighbors: float = 12.0,
         dropout: float = 0.0,
+        composition_baseline: bool = False,
     ) -> None:
         super().__init__(
             n_properties,
+            composition_baseline=composition_baseline,
             mul=mul,
             lmax=lmax,
             n_layers=n_layers,

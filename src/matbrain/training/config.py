@@ -50,6 +50,11 @@ class TrainConfig(BaseModel):
     property_weights: dict[str, float] = Field(default_factory=dict)
     grad_clip: float = Field(10.0, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout in the property heads")
+    composition_baseline: bool = Field(
+        False,
+        description="graph models: add a linear function of composition per property, started "
+        "at its least-squares fit, so that the network learns the residual",
+    )
     acc_steps: int = Field(1, ge=1, description="gradient accumulation: batches per optimizer step")
     ema_decay: float | None = Field(
         None, gt=0, lt=1, description="EMA of the weights; the EMA weights are validated and saved"

@@ -19,7 +19,7 @@ from matbrain.models.artifact import LoadedModel, load_artifact, resolve_model_p
 from matbrain.models.base import PropertyModel
 from matbrain.training.loss import Normalizer
 
-_HEAD_KEY = re.compile(r"^(heads\.\w+)\.(\d+)\.(.*)$")
+_HEAD_KEY = re.compile(r"^(heads\.\w+|composition)\.(\d+)\.(.*)$")
 
 
 @lru_cache(maxsize=4)

@@ -151,7 +151,8 @@ def heatmap(ratio: Any, path: Path) -> None:
 
     plt = _pyplot()
     fig, ax = plt.subplots(
-        figsize=(1.2 + 0.9 * ratio.shape[1], 1.0 + 0.45 * ratio.shape[0]), layout="constrained"
+        figsize=(max(6.0, 2.5 + 0.9 * ratio.shape[1]), 2.5 + 0.45 * ratio.shape[0]),
+        layout="constrained",
     )
     image = ax.imshow(ratio.to_numpy(), cmap="viridis_r", vmin=0, vmax=1.2, aspect="auto")
     ax.set_xticks(range(ratio.shape[1]), ratio.columns, rotation=45, ha="right")
@@ -160,8 +161,11 @@ def heatmap(ratio: Any, path: Path) -> None:
         for j in range(ratio.shape[1]):
             value = ratio.iat[i, j]
             if value == value:
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="w", fontsize=8)
+                color = "k" if value < 0.6 else "w"  # readable on the light and the dark end
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", color=color, fontsize=8)
     fig.colorbar(image, ax=ax, label="test MAE / MAD")
-    ax.set_title("model matrix: test MAE / MAD (1 = predicting the mean)")
+    ax.set_title(
+        "test MAE / MAD per property and model\n(lower is better; 1 = predicting the mean)"
+    )
     fig.savefig(path, dpi=120)
     plt.close(fig)
