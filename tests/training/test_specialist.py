@@ -133,6 +133,7 @@ def test_finetuned_specialist_starts_at_the_multitask_prediction(tmp_path):
             "properties": ["formation_energy", "band_gap", "bulk_modulus"],
             "epochs": 1,
             "max_samples": 60,
+            "composition_baseline": True,  # its per-property layers follow the chosen head
             "output_root": str(tmp_path),
         },
     )
@@ -156,6 +157,7 @@ def test_finetuned_specialist_starts_at_the_multitask_prediction(tmp_path):
     with torch.no_grad():
         assert torch.allclose(model(batch)[:, 0], multi.model(batch)[:, 1], atol=1e-6)
     assert data.normalizer.mean == [multi.normalizer.mean[1]]
+    assert torch.equal(model.composition[0].weight, multi.model.composition[1].weight)
     assert info["finetuned_from"]["property_index"] == 1
     before = _params(model)
     trainer = Trainer(model, cfg, data, tmp_path / "ft", progress=False)
@@ -163,7 +165,8 @@ def test_finetuned_specialist_starts_at_the_multitask_prediction(tmp_path):
     trainer.fit()  # one epoch with the encoder frozen: only the head moves
     after = _params(trainer.model)
     moved = {k for k in before if not torch.allclose(before[k], after[k])}
-    assert moved and all(k.startswith("heads.") for k in moved)
+    assert moved and all(k.startswith(("heads.", "composition.")) for k in moved)
+    assert any(k.startswith("composition.") for k in moved)
 
     with pytest.raises(ValueError, match="not trained on 'spillage'"):
         prepare_data(cfg.model_copy(update={"properties": ["spillage"]}), progress=False)

@@ -119,6 +119,13 @@ class PropertyModel(nn.Module):
                 w, b, _ = fit_ridge(design, data.normalized[:, j], train[:, j], val[:, j])
                 set_linear(layer, w, b)
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Per-property parameters (heads, composition baseline); the rest is the encoder."""
+        params = list(self.heads.parameters())
+        if hasattr(self, "composition"):
+            params += list(self.composition.parameters())
+        return params
+
     def encode(self, batch: GraphBatch) -> torch.Tensor:
         raise NotImplementedError
 

@@ -87,9 +87,10 @@ class Trainer:
             raise ValueError("no training labels: check the properties, the split and max_samples")
         self._has_batchnorm = any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
         self.weights = torch.tensor(config.weights(), dtype=torch.float32, device=self.device)
-        head_ids = {id(p) for p in model.heads.parameters()}
+        heads = model.head_parameters()
+        head_ids = {id(p) for p in heads}
         self.encoder_params = [p for p in model.parameters() if id(p) not in head_ids]
-        groups = [{"params": list(model.heads.parameters()), "lr": config.lr}]
+        groups = [{"params": heads, "lr": config.lr}]
         if self.encoder_params:
             groups.append(
                 {"params": self.encoder_params, "lr": config.lr * config.encoder_lr_factor}
