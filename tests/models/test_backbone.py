@@ -128,3 +128,28 @@ def test_chgnet_finetune_starts_at_the_frozen_model_and_trains_the_encoder(tmp_p
         resolve_config("sevennet", "smoke", overrides=overrides) and build_model(
             resolve_config("sevennet", "smoke", overrides=overrides), frozen_data
         )
+
+
+def test_features_are_cached_per_structure_across_datasets(
+    tmp_path, monkeypatch, bundled_structures
+):
+    from matbrain.models import backbone
+
+    monkeypatch.setenv("MATBRAIN_CACHE", str(tmp_path))
+    first = bundled_structures.subset(range(0, 12))
+    second = bundled_structures.subset(range(6, 20))  # 6 shared, 8 new
+    seen = []
+    real = backbone.featurize
+
+    def counting(structures, *args, **kwargs):
+        seen.append(len(structures))
+        return real(structures, *args, **kwargs)
+
+    monkeypatch.setattr(backbone, "featurize", counting)
+    a = backbone.dataset_features(first, "chgnet", progress=False)
+    b = backbone.dataset_features(second, "chgnet", progress=False)
+    c = backbone.dataset_features(second, "chgnet", progress=False)
+    assert seen == [12, 8]  # the shared structures are not featurized again, the third call none
+    assert set(c.graphs) == set(second.ids) and c.key == b.key != a.key
+    for sid in set(first.ids) & set(second.ids):
+        assert np.array_equal(a.graphs[sid].features, b.graphs[sid].features)

@@ -50,7 +50,7 @@ from matbrain.models.linear_baseline import N_ELEMENTS, fit_ridge, set_linear
 
 log = logging.getLogger(__name__)
 
-FEATURE_FORMAT_VERSION = 2
+FEATURE_FORMAT_VERSION = 3
 
 
 @dataclass
@@ -321,44 +321,65 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("MATBRAIN_CACHE", Path.home() / ".cache" / "matbrain")) / "features"
 
 
+def _structure_key(atoms: Atoms) -> str:
+    from matbrain.data.dataset import structure_fingerprint
+
+    return hashlib.sha256(structure_fingerprint(atoms)).hexdigest()[:32]
+
+
 def dataset_features(
     dataset: Any, backbone: str, base_model: str | None = None, progress: bool = True
 ) -> InputSet:
-    """Backbone inputs of every structure of a dataset, cached on disk like the graphs."""
-    payload = json.dumps(
-        {
-            "structures": dataset.structure_hash(),
-            "backbone": backbone_version(backbone, base_model),
-            "format": FEATURE_FORMAT_VERSION,
-        }
+    """Backbone inputs of every structure of a dataset, cached on disk per structure.
+
+    One cache file per backbone (and version) holds every structure it has seen, keyed by the
+    structure itself (cell, numbers, positions), so datasets that share structures (each
+    property's labelled subset of one database) featurize each structure once. Structures the
+    backbone fails on are reported and skipped (not cached: a fixed backbone may take them).
+    """
+    version = json.dumps(
+        {"backbone": backbone_version(backbone, base_model), "format": FEATURE_FORMAT_VERSION}
     )
-    key = hashlib.sha256(payload.encode()).hexdigest()[:24]
-    path = _cache_dir() / f"features-{backbone}-{key}.npz"
+    version_key = hashlib.sha256(version.encode()).hexdigest()[:16]
+    path = _cache_dir() / f"features-{backbone}-{version_key}.npz"
+    cached: dict[str, BackboneInput] = {}
     if path.exists():
         with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(str(f["meta"]))
-            graphs = {
-                sid: BackboneInput(f["features"][k], float(f["energy"][k]), f["composition"][k])
-                for k, sid in enumerate(meta["ids"])
-            }
-        return InputSet(graphs=graphs, skipped=meta["skipped"], key=key)
-    inputs, reasons = featurize(dataset.structures, backbone, base_model, progress=progress)
-    graphs = {sid: x for sid, x in zip(dataset.ids, inputs, strict=True) if x is not None}
-    skipped = {sid: r for sid, r, x in zip(dataset.ids, reasons, inputs, strict=True) if x is None}
-    for sid, reason in skipped.items():
-        log.warning("skipped structure %s: %s", sid, reason)
-    ids = list(graphs)
+            for k, key in enumerate(f["keys"]):
+                cached[str(key)] = BackboneInput(
+                    f["features"][k], float(f["energy"][k]), f["composition"][k]
+                )
+    keys = [_structure_key(a) for a in dataset.structures]
+    missing = [i for i, k in enumerate(keys) if k not in cached]
+    skipped: dict[str, str] = {}
+    if missing:
+        inputs, reasons = featurize(
+            [dataset.structures[i] for i in missing], backbone, base_model, progress=progress
+        )
+        for i, x, reason in zip(missing, inputs, reasons, strict=True):
+            if x is None:
+                skipped[dataset.ids[i]] = reason
+                log.warning("skipped structure %s: %s", dataset.ids[i], reason)
+            else:
+                cached[keys[i]] = x
+        _write_feature_cache(path, cached)
+    graphs = {sid: cached[k] for sid, k in zip(dataset.ids, keys, strict=True) if k in cached}
+    dataset_key = hashlib.sha256((version_key + "".join(keys)).encode()).hexdigest()[:24]
+    return InputSet(graphs=graphs, skipped=skipped, key=dataset_key)
+
+
+def _write_feature_cache(path: Path, cached: dict[str, BackboneInput]) -> None:
+    keys = list(cached)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(
         tmp,
-        meta=np.array(json.dumps({"ids": ids, "skipped": skipped})),
-        features=np.stack([graphs[i].features for i in ids]),
-        energy=np.array([graphs[i].energy_per_atom for i in ids]),
-        composition=np.stack([graphs[i].composition for i in ids]),
+        keys=np.array(keys),
+        features=np.stack([cached[k].features for k in keys]),
+        energy=np.array([cached[k].energy_per_atom for k in keys]),
+        composition=np.stack([cached[k].composition for k in keys]),
     )
     os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
-    return InputSet(graphs=graphs, skipped=skipped, key=key)
 
 
 # ------------------------------------------------------------------ the model
