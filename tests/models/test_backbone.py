@@ -153,3 +153,20 @@ def test_features_are_cached_per_structure_across_datasets(
     assert set(c.graphs) == set(second.ids) and c.key == b.key != a.key
     for sid in set(first.ids) & set(second.ids):
         assert np.array_equal(a.graphs[sid].features, b.graphs[sid].features)
+
+
+def test_mace_backbone_takes_a_local_model(trained_run, trained_calc):
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.rattle(0.05, seed=2)
+    inputs, reasons = featurize(
+        [atoms, atoms.repeat((2, 1, 1))], "mace", str(trained_run.model_path)
+    )
+    assert inputs[0] is not None, reasons
+    reference = atoms.copy()
+    reference.calc = trained_calc
+    own = reference.get_potential_energy() / len(reference)
+    assert inputs[0].energy_per_atom == pytest.approx(own, abs=1e-5)
+    # averaged invariant descriptors: a supercell gives the same features
+    assert np.allclose(inputs[0].features, inputs[1].features, atol=1e-5)
+    with pytest.raises(ValueError, match="--base-model"):
+        featurize([atoms], "mace")
