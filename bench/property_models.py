@@ -82,6 +82,7 @@ def run(
     batch_size: int,
     lr: float,
     done: dict[str, dict],
+    multitask_properties: list[str] | None = None,
 ) -> list[dict]:
     from matbrain.data.jarvis import load_jarvis_records
     from matbrain.data.splits import TEST, TRAIN, VAL
@@ -98,13 +99,15 @@ def run(
     if {"e3nn-multitask", "e3nn-finetuned"} & set(models):
         pending = [p for p in properties if "e3nn-multitask_mae" not in rows[p]]
         if pending or "e3nn-finetuned" in models:
-            cfg = resolve_config("e3nn", "std", overrides={**recipe, "properties": properties})
+            names = multitask_properties or properties
+            cfg = resolve_config("e3nn", "std", overrides={**recipe, "properties": names})
             result = run_training(cfg, progress=False)
             multitask_run = result.run_dir
             summary = json.loads((result.run_dir / "summary.json").read_text())
             for metrics in result.metrics:
-                _row_update(rows[metrics["property"]], "e3nn-multitask", metrics, summary)
-                rows[metrics["property"]]["unit"] = metrics["unit"]
+                if metrics["property"] in rows:
+                    _row_update(rows[metrics["property"]], "e3nn-multitask", metrics, summary)
+                    rows[metrics["property"]]["unit"] = metrics["unit"]
             save()
     for name in properties:
         row = rows[name]
@@ -203,6 +206,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--models", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
+    parser.add_argument(
+        "--multitask-properties",
+        nargs="+",
+        help="what the e3nn multi-task model trains on (default: --properties)",
+    )
     args = parser.parse_args()
     props = None if args.properties == ["all"] else args.properties
     from matbrain.properties import resolve_properties
@@ -217,7 +225,12 @@ def main() -> None:
             for r in json.loads(previous.read_text())
             if r.get("epochs") == args.epochs
         }
-    rows = run(names, args.epochs, args.out, args.models, args.batch_size, args.lr, done)
+    multi = (
+        [p.name for p in resolve_properties(args.multitask_properties)]
+        if args.multitask_properties
+        else None
+    )
+    rows = run(names, args.epochs, args.out, args.models, args.batch_size, args.lr, done, multi)
     text = table(rows)
     print(text)
     (args.out / "property_models.json").write_text(json.dumps(rows, indent=1))
