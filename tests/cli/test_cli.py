@@ -127,3 +127,13 @@ def test_data_process_reports_and_caches():
 def test_resume_without_a_run_is_a_clear_error(tmp_path):
     result = invoke("train", "--resume", "--output-root", str(tmp_path))
     assert result.exit_code == 2 and "no unfinished run" in result.output
+
+
+def test_unknown_property_error_is_one_clean_line():
+    from typer.testing import CliRunner
+
+    from matbrain.cli.main import app
+
+    result = CliRunner().invoke(app, ["train", "--property", "foo"])
+    assert result.exit_code == 2
+    assert "error: unknown property 'foo'; valid names: formation_energy" in result.output

@@ -35,10 +35,12 @@ def fail(exc: BaseException) -> None:
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
-        msg = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
+        parts = []
+        for e in exc.errors():
+            where = ".".join(map(str, e["loc"]))  # empty for a check of the whole config
+            text = e["msg"].removeprefix("Value error, ")
+            parts.append(f"{where}: {text}" if where else text)
+        msg = "; ".join(parts)
     else:
         msg = str(exc)
     err.print(f"[bold red]error:[/] {msg}", highlight=False)
