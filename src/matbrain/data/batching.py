@@ -34,11 +34,16 @@ class GraphBatch:
     label_mask: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> GraphBatch:
-        kwargs = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            kwargs[f.name] = value.to(device) if isinstance(value, torch.Tensor) else value
-        return GraphBatch(**kwargs)
+        return GraphBatch(**tensors_to(self, device))
+
+
+def tensors_to(batch: object, device: torch.device | str) -> dict:
+    """The fields of a batch dataclass, with every tensor moved to ``device``."""
+    kwargs = {}
+    for f in fields(batch):  # type: ignore[arg-type]
+        value = getattr(batch, f.name)
+        kwargs[f.name] = value.to(device) if isinstance(value, torch.Tensor) else value
+    return kwargs
 
 
 def collate(

@@ -40,8 +40,13 @@ _COUNTED_BY = {
 }
 
 
+def cache_root() -> Path:
+    """Where matbrain caches derived data: ``$MATBRAIN_CACHE`` or ``~/.cache/matbrain``."""
+    return Path(os.environ.get("MATBRAIN_CACHE", Path.home() / ".cache" / "matbrain"))
+
+
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("MATBRAIN_CACHE", Path.home() / ".cache" / "matbrain")) / "graphs"
+    return cache_root() / "graphs"
 
 
 def cache_key(dataset: CrystalDataset, config: GraphConfig) -> str:

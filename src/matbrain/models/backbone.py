@@ -33,7 +33,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,6 +44,8 @@ from ase import Atoms
 from torch import nn
 from tqdm.auto import tqdm
 
+from matbrain.data.batching import tensors_to
+from matbrain.data.cache import cache_root
 from matbrain.data.graphs import GraphConfig
 from matbrain.models.base import PropertyModel
 from matbrain.models.linear_baseline import N_ELEMENTS, fit_ridge, set_linear
@@ -84,10 +86,7 @@ class FeatureBatch:
     graphs: list[Any] | None = None  # backbone graphs when the encoder trains
 
     def to(self, device: torch.device | str) -> FeatureBatch:
-        kwargs = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            kwargs[f.name] = value.to(device) if isinstance(value, torch.Tensor) else value
+        kwargs = tensors_to(self, device)
         if self.graphs is not None:
             kwargs["graphs"] = [g.to(device) for g in self.graphs]
         return FeatureBatch(**kwargs)
@@ -317,10 +316,6 @@ class InputSet:
     key: str = ""
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("MATBRAIN_CACHE", Path.home() / ".cache" / "matbrain")) / "features"
-
-
 def _structure_key(atoms: Atoms) -> str:
     from matbrain.data.dataset import structure_fingerprint
 
@@ -341,7 +336,7 @@ def dataset_features(
         {"backbone": backbone_version(backbone, base_model), "format": FEATURE_FORMAT_VERSION}
     )
     version_key = hashlib.sha256(version.encode()).hexdigest()[:16]
-    path = _cache_dir() / f"features-{backbone}-{version_key}.npz"
+    path = cache_root() / "features" / f"features-{backbone}-{version_key}.npz"
     cached: dict[str, BackboneInput] = {}
     if path.exists():
         with np.load(path, allow_pickle=False) as f:

@@ -18,6 +18,7 @@ from typing import Any
 from matbrain.properties import resolve_properties
 from matbrain.training.config import resolve_config
 from matbrain.training.pipeline import run_training
+from matbrain.training.runs import new_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,6 @@ def run_matrix(
         resume = run_dir if run_dir is not None and (run_dir / "checkpoint.pt").exists() else None
         log.info("matrix cell %d/%d: %s%s", n, len(cells), cell.key, " (resumed)" if resume else "")
         if resume is None:
-            from matbrain.training.runs import new_run_dir
-
             cfg = configs[cell.key]
             resume = new_run_dir(Path(cfg.output_root), cfg.run_group())
             state[cell.key] = str(resume)
