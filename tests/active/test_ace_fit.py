@@ -11,10 +11,10 @@ import pytest
 from ase.build import bulk
 
 from emt_data import emt_cu_frames
-from matbrain.active.ace.config import AceTrainingConfig
-from matbrain.active.ace.fit import BEST_INTERIM, fit_ace, pacemaker_executable
-from matbrain.active.ace.versions import list_versions, publish
 from matbrain.active.selection import SelectionConfig, extrapolation_grades, select
+from matbrain.potentials.ace.config import AceTrainingConfig
+from matbrain.potentials.ace.fit import BEST_INTERIM, fit_ace, pacemaker_executable
+from matbrain.potentials.ace.versions import list_versions, publish
 
 pytestmark = pytest.mark.skipif(
     pacemaker_executable() is None, reason="pacemaker (python-ace) is not installed"

@@ -11,10 +11,10 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from matbrain.active.ace.config import AceTrainingConfig, write_input_yaml
-from matbrain.active.ace.dataset import split_records, write_pacemaker_dataset
-from matbrain.active.ace.early_stopping import EarlyStopping
-from matbrain.active.ace.pacemaker_log import PacemakerLogParser, parse_log, read_metrics_table
+from matbrain.potentials.ace.config import AceTrainingConfig, write_input_yaml
+from matbrain.potentials.ace.dataset import split_records, write_pacemaker_dataset
+from matbrain.potentials.ace.early_stopping import EarlyStopping
+from matbrain.potentials.ace.pacemaker_log import PacemakerLogParser, parse_log, read_metrics_table
 
 PACEMAKER = Path(__file__).parent / "data" / "pacemaker"  # a real 15-iteration Cu fit
 

@@ -9,9 +9,9 @@ import yaml
 from ase.build import bulk
 from ase.io import write
 
-from matbrain.active.ace.fit import pacemaker_executable
 from matbrain.active.loop import ActiveLearningLoop, load_loop_config
 from matbrain.active.store import LabelStore
+from matbrain.potentials.ace.fit import pacemaker_executable
 
 pytestmark = pytest.mark.skipif(
     pacemaker_executable() is None, reason="pacemaker (python-ace) is not installed"

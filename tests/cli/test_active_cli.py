@@ -13,9 +13,9 @@ import yaml
 from typer.testing import CliRunner
 
 from emt_data import emt_cu_frames
-from matbrain.active.ace.fit import pacemaker_executable
 from matbrain.cli.ace import mlip_auto
 from matbrain.cli.main import app
+from matbrain.potentials.ace.fit import pacemaker_executable
 
 runner = CliRunner()
 

@@ -131,6 +131,10 @@ def test_relax_errors(tmp_path):
     ase.io.write(good, bulk("Cu", cubic=True))
     result = invoke("relax", "--structure", str(good), "--model", "no-such-potential")
     assert result.exit_code == 2 and "unknown potential" in result.output
+    result = invoke(
+        "relax", "--structure", str(good), "--model", str(tmp_path / "models" / "run_typo")
+    )
+    assert result.exit_code == 2 and "not found" in result.output and "run_typo" in result.output
 
 
 def test_data_is_required_unless_resuming(tmp_path):

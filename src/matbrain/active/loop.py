@@ -24,10 +24,7 @@ import yaml
 from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from matbrain.active.ace.config import AceTrainingConfig
-from matbrain.active.ace.pacemaker_log import Point
-from matbrain.active.ace.train import train_from_store
-from matbrain.active.ace.versions import PotentialVersion, version_paths
+from matbrain.active.ace_training import train_from_store
 from matbrain.active.initial import InitialSetConfig, add_initial_set, read_seeds
 from matbrain.active.labelling import label_pending
 from matbrain.active.sampling import SamplingConfig, sample_pool
@@ -38,6 +35,9 @@ from matbrain.active.selection import (
     select,
 )
 from matbrain.active.store import LabelStore
+from matbrain.potentials.ace.config import AceTrainingConfig
+from matbrain.potentials.ace.pacemaker_log import Point
+from matbrain.potentials.ace.versions import PotentialVersion, version_paths
 
 
 class _Strict(BaseModel):

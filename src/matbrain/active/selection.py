@@ -21,7 +21,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from matbrain.active.ace.versions import PotentialVersion
+from matbrain.potentials.ace.versions import PotentialVersion
 
 Method = Literal["d-optimal", "farthest-point", "random"]
 

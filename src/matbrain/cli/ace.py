@@ -64,8 +64,8 @@ def train_cmd(
     """
     import yaml
 
-    from matbrain.active.ace.config import AceTrainingConfig
-    from matbrain.active.ace.train import train_from_store
+    from matbrain.active.ace_training import train_from_store
+    from matbrain.potentials.ace.config import AceTrainingConfig
 
     if not db.startswith(("postgresql://", "postgres://")) and not Path(db).exists():
         fail(FileNotFoundError(f"database not found: {db}"))

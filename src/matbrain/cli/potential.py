@@ -8,24 +8,35 @@ from typing import Annotated
 import typer
 
 from matbrain.cli.common import EXPECTED_ERRORS, console, err, fail, split_names
-from matbrain.potentials.levels import mace_levels_table
+from matbrain.potentials.levels import ace_levels_table, mace_levels_table
 
 potential_app = typer.Typer(
-    help="Interatomic potentials (MACE): train, fine-tune, evaluate.\n\n"
+    help="Interatomic potentials (ACE, MACE; fine-tuning of MACE, CHGNet, SevenNet): train, "
+    "fine-tune, evaluate.\n\n"
     "Example: matbrain potential train --algorithm mace --level smoke --data train.xyz --prepare-data",
     no_args_is_help=True,
 )
 
-TRAIN_HELP = f"""Train a MACE potential (mace-torch's own trainer) into models/mace/run_*/.
+TRAIN_HELP = f"""Train a potential into models/<algorithm>/run_*/ with the engine's own trainer.
+
+--algorithm ace: python-ace's linear least squares (default; energy weight and ridge strength
+chosen on the validation split) or --solver pacemaker (its nonlinear fit). --algorithm mace:
+mace-torch's run_train. Energies of every model are in the frame of the data (per-element E0s).
 
 DATA is an extxyz file or folder, an ASE database (.db or postgresql://), or JARVIS dft_3d
-('jarvis' = bundled subset, 'dft_3d' = online; energies only).
+('jarvis' = bundled subset, 'dft_3d' = online; energies only). With --prepare-data it is split
+into training and validation (--valid-fraction, default 0.1); nothing is held back as a test
+set unless --test-fraction is given (score a separate test file with `potential eval`).
 
-Levels (--competition = the competition profile; --epochs/--lr/--batch-size/--r-max override):
+MACE levels (--competition = the competition profile; --epochs/--lr/--batch-size/--r-max override):
 
 {mace_levels_table()}
 
-Example: matbrain potential train --algorithm mace --level smoke --data Si.xyz --prepare-data --elements Si --with-forces
+ACE levels (--functions/--cutoff override):
+
+{ace_levels_table()}
+
+Example: matbrain potential train --algorithm ace --level std --data Si.xyz --prepare-data --elements Si --with-forces
 """
 
 RESUME_HELP = (
@@ -62,12 +73,10 @@ def _data_options(
 
 
 def _run(cfg, resume: bool, prepare: bool, quiet: bool) -> None:  # type: ignore[no-untyped-def]
+    from matbrain.potentials.ace.fit import PacemakerFailed
+    from matbrain.potentials.backends import run_group
     from matbrain.potentials.mace_runner import MaceFailed
-    from matbrain.potentials.pipeline import (
-        latest_unfinished_potential_run,
-        run_group,
-        train_potential,
-    )
+    from matbrain.potentials.pipeline import latest_unfinished_potential_run, train_potential
 
     try:
         run_dir = None
@@ -89,7 +98,7 @@ def _run(cfg, resume: bool, prepare: bool, quiet: bool) -> None:  # type: ignore
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: MACE's last checkpoint is kept; continue with --resume")
         raise typer.Exit(code=130) from None
-    except (*EXPECTED_ERRORS, MaceFailed) as exc:
+    except (*EXPECTED_ERRORS, MaceFailed, PacemakerFailed) as exc:
         fail(exc)
     console.print(f"\nrun folder: {result.run_dir}\nmodel: {result.model_path}")
     console.print(result.table(), highlight=False)
@@ -98,8 +107,16 @@ def _run(cfg, resume: bool, prepare: bool, quiet: bool) -> None:  # type: ignore
 @potential_app.command("train", help=TRAIN_HELP)
 def train_cmd(
     data: Annotated[str | None, typer.Option(help="extxyz file/folder, ASE db, or jarvis/dft_3d")] = None,
-    algorithm: Annotated[str, typer.Option(help="mace")] = "mace",
+    algorithm: Annotated[str, typer.Option(help="ace | mace (fine-tuning of chgnet, sevennet: potential finetune)")] = "mace",
     level: Annotated[str, typer.Option(help="smoke | lite | std | pro | max")] = "smoke",
+    solver: Annotated[str | None, typer.Option(help="ACE: linear (default) | pacemaker")] = None,
+    functions: Annotated[int | None, typer.Option(help="ACE: basis functions per element")] = None,
+    cutoff: Annotated[float | None, typer.Option(help="ACE: radial cutoff (Å)")] = None,
+    swa: Annotated[bool | None, typer.Option("--swa/--no-swa", help="MACE: stage two (SWA, high energy weight) over the last 20 %% of epochs")] = None,
+    energy_weight: Annotated[float | None, typer.Option(help="MACE: energy weight (default 1); ACE linear: energy row weight (default: chosen on validation)")] = None,
+    forces_weight: Annotated[float | None, typer.Option(help="MACE: forces weight (default 100)")] = None,
+    valid_fraction: Annotated[float | None, typer.Option(help="share of DATA for validation (default 0.1)")] = None,
+    test_fraction: Annotated[float | None, typer.Option(help="share of DATA held back as a test set (default 0)")] = None,
     competition: Annotated[bool, typer.Option("--competition", help="the competition profile")] = False,
     prepare_data: Annotated[bool, typer.Option("--prepare-data", help="convert DATA into MACE's split training files")] = False,
     elements: Annotated[list[str] | None, typer.Option(help="keep only structures of these elements, e.g. Bi,Se,Te")] = None,
@@ -121,12 +138,13 @@ def train_cmd(
     resume: Resume = False,
     quiet: Quiet = False,
 ) -> None:  # fmt: skip
-    from matbrain.potentials.config import resolve_mace_config
+    from matbrain.potentials.config import resolve_ace_config, resolve_mace_config
 
     try:
-        if algorithm != "mace":
+        if algorithm not in ("mace", "ace"):
             raise ValueError(
-                f"unknown potential algorithm {algorithm!r}; valid: mace (ACE: matbrain ace train)"
+                f"unknown potential algorithm {algorithm!r}; valid: ace, mace (fine-tune chgnet, "
+                "sevennet or a MACE model with: matbrain potential finetune --base-model ...)"
             )
         overrides = {
             **_data_options(
@@ -137,13 +155,33 @@ def train_cmd(
             "epochs": epochs,
             "lr": lr,
             "batch_size": batch_size,
-            "r_max_A": r_max,
+            "valid_fraction": valid_fraction,
+            "test_fraction": test_fraction,
+            "energy_weight": energy_weight,
             "dtype": dtype,
             "device": device,
             "seed": seed,
             "output_root": output_root,
         }
-        cfg = resolve_mace_config(level, config, overrides)
+        if algorithm == "ace":
+            for flag, value in {"--epochs": epochs, "--lr": lr, "--batch-size": batch_size,
+                                "--r-max": r_max, "--swa": swa, "--forces-weight": forces_weight}.items():  # fmt: skip
+                if value is not None:
+                    raise ValueError(
+                        f"{flag} is a MACE option; ACE takes --functions, --cutoff, --solver"
+                    )
+            ace = {"solver": solver, "functions_per_element": functions, "cutoff_A": cutoff}
+            cfg = resolve_ace_config(level, config, {**overrides, **ace})
+        else:
+            for flag, value in {
+                "--solver": solver,
+                "--functions": functions,
+                "--cutoff": cutoff,
+            }.items():
+                if value is not None:
+                    raise ValueError(f"{flag} is an ACE option; MACE takes --r-max, --epochs, ...")
+            mace = {"r_max_A": r_max, "swa": swa, "forces_weight": forces_weight}
+            cfg = resolve_mace_config(level, config, {**overrides, **mace})
     except EXPECTED_ERRORS as exc:
         fail(exc)
     _run(cfg, resume, prepare_data, quiet)
@@ -152,7 +190,7 @@ def train_cmd(
 @potential_app.command("finetune")
 def finetune_cmd(
     data: Annotated[str | None, typer.Option(help="small labelled set: extxyz file/folder or ASE db")] = None,
-    base_model: Annotated[str, typer.Option(help="MACE-MP-0[:small|medium|large] (online) or a local .model / run folder")] = "MACE-MP-0:small",
+    base_model: Annotated[str, typer.Option(help="chgnet (offline, CHGNet's own trainer), MACE-MP-0[:small|medium|large] (online) or a local MACE .model / run folder")] = "MACE-MP-0:small",
     elements: Annotated[list[str] | None, typer.Option(help="keep only structures of these elements")] = None,
     with_stress: Annotated[bool, typer.Option("--with-stress", help="fit stress too")] = False,
     energy_key: EnergyKey = None,
@@ -161,7 +199,7 @@ def finetune_cmd(
     config: Annotated[Path | None, typer.Option(help="YAML of config keys")] = None,
     epochs: Annotated[int | None, typer.Option(help="default 50")] = None,
     batch_size: Annotated[int | None, typer.Option(help="default 4")] = None,
-    lr: Annotated[float | None, typer.Option(help="default 0.01")] = None,
+    lr: Annotated[float | None, typer.Option(help="default: MACE 0.01, CHGNet 1e-3")] = None,
     energy_weight: Annotated[float | None, typer.Option(help="default 1")] = None,
     forces_weight: Annotated[float | None, typer.Option(help="default 100")] = None,
     dtype: Dtype = None,
@@ -171,12 +209,14 @@ def finetune_cmd(
     resume: Resume = False,
     quiet: Quiet = False,
 ) -> None:  # fmt: skip
-    """Fine-tune a MACE foundation model (or any MACE model) on a few dozen DFT structures.
+    """Fine-tune a universal potential (CHGNet offline, MACE-MP-0, any MACE model) on a few dozen DFT structures.
 
-    E0s come from the base model; tiny sets keep at least one validation structure and the
-    batch never exceeds the training set.
+    Each engine's own trainer runs (mace-torch's run_train, chgnet's Trainer). MACE's E0s come
+    from the base model; CHGNet trains its per-element composition model, so energies move into
+    the frame of your DFT. Tiny sets keep at least one validation structure and the batch never
+    exceeds the training set.
 
-    Example: matbrain potential finetune --base-model models/mace/run_x/mace.model --data new_system.xyz
+    Example: matbrain potential finetune --base-model chgnet --data new_system.xyz --epochs 30
     """
     from matbrain.potentials.config import resolve_finetune_config
 
@@ -255,18 +295,22 @@ def runs_cmd(
     if not entries:
         console.print(f"no potentials recorded under {root}/")
         return
-    table = Table("finished", "kind", "level / base", "elements", "F", "S", "test E MAE (meV/at)", "test F MAE (eV/Å)", "run")  # fmt: skip
+    table = Table("finished", "algorithm", "kind", "level / base", "elements", "F", "S",
+                  "scored on", "E MAE (meV/at)", "F MAE (eV/Å)", "run")  # fmt: skip
     for e in entries:
-        split = e["metrics"].get("test") or e["metrics"].get("valid") or {}
+        scored = "test" if e["metrics"].get("test") else "valid"
+        split = e["metrics"].get(scored) or {}
         energy = split.get("energy_meV_per_atom", {}).get("mae")
         forces = split.get("forces_eV_per_A", {}).get("mae")
         table.add_row(
             e["finished"],
+            e.get("algorithm", "mace"),
             e["kind"],
             str(e.get("level") or Path(str(e.get("base_model"))).name),
             " ".join(e["elements"]),
             "yes" if e["with_forces"] else "no",
             "yes" if e["with_stress"] else "no",
+            scored if split else "",
             f"{energy:.2f}" if energy is not None else "",
             f"{forces:.4f}" if forces is not None else "",
             str(e["path"]),

@@ -92,6 +92,16 @@ def _chgnet(spec: str, device: str, dtype: str) -> LoadedPotential:
     )
 
 
+def _chgnet_file(path: str, device: str, dtype: str) -> LoadedPotential:
+    """A fine-tuned CHGNet (``chgnet.pth.tar`` of a run folder, ``CHGNet.from_file``)."""
+    from chgnet.model import CHGNet
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    model = CHGNet.from_file(path)
+    calc = CHGNetCalculator(model=model, use_device=pick_device(device))
+    return LoadedPotential(calc, "chgnet", str(path), _version("chgnet"))
+
+
 def _sevennet(spec: str, device: str, dtype: str) -> LoadedPotential:
     from matbrain.models.e3nn_import import import_e3nn
 
@@ -122,12 +132,14 @@ NAMED: dict[str, Callable[[str, str, str], LoadedPotential]] = {
 FILE_SUFFIXES: dict[str, Callable[[str, str, str], LoadedPotential]] = {
     ".model": _mace_file,
     ".yace": _ace_file,
+    ".pth.tar": _chgnet_file,
 }
 
 
 def available() -> str:
     return (
-        "a MACE .model file, an ACE .yace file, a run folder, MACE-MP-0[:small|medium|large] "
+        "a MACE .model file, an ACE .yace file, a fine-tuned CHGNet .pth.tar, a run folder, "
+        "MACE-MP-0[:small|medium|large] "
         "(downloads), chgnet, sevennet"
     )
 
@@ -139,7 +151,7 @@ def model_file_in_run(folder: Path) -> Path:
         name = json.loads(summary.read_text()).get("model_file")
         if name and (folder / name).exists():
             return folder / name
-    candidates = sorted(folder.glob("*.model")) + sorted(folder.glob("*.yace"))
+    candidates = [p for suffix in FILE_SUFFIXES for p in sorted(folder.glob(f"*{suffix}"))]
     if not candidates:
         raise FileNotFoundError(f"{folder}: no .model or .yace file in this folder")
     return candidates[0]
@@ -163,6 +175,8 @@ def load_potential(
             return loader(str(path), device, dtype)
     if path.exists():
         raise ValueError(f"{path}: not a potential file (expected .model or .yace)")
+    if len(path.parts) > 1 or path.suffix:  # looks like a path, not a name: say so
+        raise FileNotFoundError(f"potential not found: {text} (no such file or run folder)")
     raise ValueError(f"unknown potential {text!r}; valid: {available()}")
 
 

@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from matbrain.potentials.data import parse_elements
-from matbrain.potentials.levels import mace_level
+from matbrain.potentials.levels import ace_level, mace_level
 
 
 class _Base(BaseModel):
@@ -28,7 +28,12 @@ class _Base(BaseModel):
         None, ge=2, description="fixed-seed random subset of the data (quick runs)"
     )
     valid_fraction: float = Field(0.1, ge=0, lt=1)
-    test_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="share held back as a test set (0: score a test file with eval)",
+    )
     energy_weight: float = Field(1.0, ge=0)
     forces_weight: float = Field(100.0, ge=0)
     stress_weight: float = Field(1.0, ge=0)
@@ -54,6 +59,7 @@ class MaceTrainConfig(_Base):
     """A MACE fit from scratch. Level presets fill epochs, batch size, lr, r_max and the model size."""
 
     kind: Literal["train"] = "train"
+    algorithm: Literal["mace"] = "mace"
     level: Literal["smoke", "lite", "std", "pro", "max", "competition"] = "smoke"
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(16, ge=1)
@@ -71,16 +77,49 @@ class MaceTrainConfig(_Base):
         return cls(**yaml.safe_load(path.read_text()))
 
 
+class AceTrainConfig(_Base):
+    """An ACE fit: ``linear`` (python-ace's least-squares design matrices; energy weight and ridge
+    strength chosen on validation when not given) or ``pacemaker`` (its nonlinear BFGS fit)."""
+
+    kind: Literal["train"] = "train"
+    algorithm: Literal["ace"] = "ace"
+    level: Literal["smoke", "lite", "std", "pro", "max", "competition"] = "smoke"
+    solver: Literal["linear", "pacemaker"] = "linear"
+    functions_per_element: int = Field(30, ge=1, description="basis size per element")
+    cutoff_A: float = Field(4.5, ge=2.0, le=9.0)
+    nradmax_by_orders: list[int] = Field(
+        [15, 6, 4, 3, 2, 2], description="radial functions per body order"
+    )
+    lmax_by_orders: list[int] = Field([0, 4, 3, 2, 2, 1], description="max l per body order")
+    energy_weight: float | None = Field(  # type: ignore[assignment]
+        None,
+        gt=0,
+        description="linear: weight of per-atom energy rows vs force components "
+        "(None: chosen on validation)",
+    )
+    ridge_alpha: float | None = Field(None, gt=0, description="linear: None = chosen on validation")
+    kappa: float = Field(0.3, ge=0.0, le=1.0, description="pacemaker: force share of the loss")
+    max_iter: int = Field(200, ge=1, description="pacemaker: BFGS iterations")
+    workers: int = Field(2, ge=1, description="processes building the design matrix")
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> AceTrainConfig:
+        return cls(**yaml.safe_load(path.read_text()))
+
+
 class MaceFinetuneConfig(_Base):
     """Fine-tuning of a MACE base model (foundation model name or local ``.model``) on a small set."""
 
     kind: Literal["finetune"] = "finetune"
     base_model: str = Field(
-        "MACE-MP-0:small", description="MACE-MP-0[:small|medium|large] or a .model path"
+        "MACE-MP-0:small",
+        description="chgnet (offline), MACE-MP-0[:small|medium|large] (downloads) or a MACE .model",
     )
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(4, ge=1)
-    lr: float = Field(0.01, gt=0)
+    lr: float | None = Field(
+        None, gt=0, description="None: the engine's default (MACE 0.01, CHGNet 1e-3)"
+    )
     ema: bool = True
 
     @classmethod
@@ -113,6 +152,15 @@ def resolve_mace_config(
     user = _user_yaml(yaml_path)
     level = (overrides or {}).get("level") or user.get("level") or level
     return MaceTrainConfig(**_layer([mace_level(level), {"level": level}, user, overrides or {}]))
+
+
+def resolve_ace_config(
+    level: str, yaml_path: Path | None = None, overrides: dict[str, Any] | None = None
+) -> AceTrainConfig:
+    """Defaults < level preset < user YAML < flags (``None`` flags are not set)."""
+    user = _user_yaml(yaml_path)
+    level = (overrides or {}).get("level") or user.get("level") or level
+    return AceTrainConfig(**_layer([ace_level(level), {"level": level}, user, overrides or {}]))
 
 
 def resolve_finetune_config(

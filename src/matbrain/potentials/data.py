@@ -322,6 +322,13 @@ def split_frames(
     return PreparedSplit(train, valid, test, isolated, dropped)
 
 
+def energy_and_forces(atoms: Atoms) -> tuple[float, np.ndarray]:
+    """A labelled frame's energy (eV) and forces (eV/Å): our keys, else its calculator's results."""
+    if ENERGY_KEY in atoms.info and FORCES_KEY in atoms.arrays:
+        return float(atoms.info[ENERGY_KEY]), np.asarray(atoms.arrays[FORCES_KEY], dtype=float)
+    return float(atoms.get_potential_energy()), np.asarray(atoms.get_forces(), dtype=float)
+
+
 def fit_e0s(frames: list[Atoms], isolated: list[Atoms] | None = None) -> dict[str, float]:
     """Isolated-atom energies (eV): from isolated-atom frames where given, else least squares.
 

@@ -132,36 +132,46 @@ def format_metrics(metrics: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def learning_curve_plot(history: list[dict[str, Any]], path: Path) -> None:
-    """MACE's loss per epoch (train, validation) and validation RMSE of energy and forces."""
+def _curve(
+    history: list[dict[str, Any]], key: str, scale: float = 1.0
+) -> list[tuple[float, float]]:
+    return [(h["epoch"], scale * h[key]) for h in history if h.get(key) is not None]
+
+
+def learning_curve_plot(history: list[dict[str, Any]], path: Path, step: str = "epoch") -> None:
+    """Energy and force errors per epoch (pacemaker: per iteration) on training and validation,
+    whatever the engine reports (RMSE preferred, else MAE); MACE's loss too when it is there."""
     from matbrain.training.plots import _pyplot
 
     plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
-    for key, label in (("train_loss", "train"), ("valid_loss", "validation")):
-        points = [(h["epoch"], h[key]) for h in history if key in h]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), dpi=120)
+    panels = (
+        (axes[0], "e_per_atom", 1000.0, "energy error (meV/atom)"),
+        (axes[1], "f", 1.0, "force error (eV/Å)"),
+    )
+    for ax, quantity, scale, ylabel in panels:
+        for split, label in (("train", "training"), ("valid", "validation")):
+            for stat in ("rmse", "mae"):
+                points = _curve(history, f"{split}_{stat}_{quantity}", scale)
+                if points:
+                    ax.plot(*zip(*points, strict=True), label=f"{label} {stat.upper()}")
+                    break
+        ax.set_xlabel(step)
+        ax.set_ylabel(ylabel)
+        if ax.lines:
+            ax.set_yscale("log")
+            ax.legend()
+    for key, label in (("train_loss", "training"), ("valid_loss", "validation")):
+        points = _curve(history, key)
         if points:
-            ax1.plot(*zip(*points, strict=True), label=label)
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("MACE loss")
-    ax1.set_yscale("log")
-    ax1.legend()
-    energy = [
-        (h["epoch"], 1000 * h["valid_rmse_e_per_atom"])
-        for h in history
-        if "valid_rmse_e_per_atom" in h
-    ]
-    forces = [(h["epoch"], h["valid_rmse_f"]) for h in history if "valid_rmse_f" in h]
-    if energy:
-        ax2.plot(*zip(*energy, strict=True), color="C0", label="energy")
-        ax2.set_ylabel("validation energy RMSE (meV/atom)", color="C0")
-        ax2.set_yscale("log")
-    if forces:
-        ax3 = ax2.twinx()
-        ax3.plot(*zip(*forces, strict=True), color="C1", label="forces")
-        ax3.set_ylabel("validation force RMSE (eV/Å)", color="C1")
-        ax3.set_yscale("log")
-    ax2.set_xlabel("epoch")
+            axes[2].plot(*zip(*points, strict=True), label=label)
+    axes[2].set_xlabel(step)
+    axes[2].set_ylabel("loss")
+    if axes[2].lines:
+        axes[2].set_yscale("log")
+        axes[2].legend()
+    else:
+        axes[2].set_visible(False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

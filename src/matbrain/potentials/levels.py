@@ -43,3 +43,32 @@ def mace_levels_table() -> str:
             f"{p['num_channels']:>8} {p['max_L']:>5}"
         )
     return "\n".join(lines)
+
+
+# ACE (linear least squares by default; ``solver: pacemaker`` runs pacemaker's nonlinear fit with
+# the same basis). Basis size per element and cutoff grow with the level; on mlearn-size sets
+# (~250 structures, 2 cores) std takes about a minute per element.
+ACE_LEVELS: dict[str, dict[str, Any]] = {
+    "smoke": {"functions_per_element": 30, "cutoff_A": 4.5, "max_iter": 20},
+    "lite": {"functions_per_element": 150, "cutoff_A": 5.0, "max_iter": 100},
+    "std": {"functions_per_element": 300, "cutoff_A": 5.0, "max_iter": 300},
+    "pro": {"functions_per_element": 600, "cutoff_A": 5.5, "max_iter": 600},
+    "max": {"functions_per_element": 1000, "cutoff_A": 6.0, "max_iter": 1000},
+    "competition": {"functions_per_element": 600, "cutoff_A": 5.5, "max_iter": 600},
+}  # fmt: skip
+
+
+def ace_level(level: str) -> dict[str, Any]:
+    if level not in ACE_LEVELS:
+        raise ValueError(f"unknown ACE level {level!r}; valid: {', '.join(MACE_LEVEL_NAMES)}")
+    return dict(ACE_LEVELS[level])
+
+
+def ace_levels_table() -> str:
+    lines = [f"{'level':<12} {'functions/element':>17} {'cutoff':>6} {'pacemaker iterations':>20}"]
+    for name in MACE_LEVEL_NAMES:
+        p = ACE_LEVELS[name]
+        lines.append(
+            f"{name:<12} {p['functions_per_element']:>17} {p['cutoff_A']:>6} {p['max_iter']:>20}"
+        )
+    return "\n".join(lines)

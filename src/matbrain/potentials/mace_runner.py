@@ -23,6 +23,7 @@ from matbrain.potentials.config import MaceFinetuneConfig, MaceTrainConfig
 from matbrain.potentials.data import ENERGY_KEY, FORCES_KEY, STRESS_KEY
 
 MACE_NAME = "mace"
+FINETUNE_LR = 0.01  # mace-torch's usual fine-tuning learning rate
 EPOCH_LINE = re.compile(r"Epoch (\d+): .*?loss=\s*([0-9.eE+-]+)")
 
 
@@ -70,7 +71,7 @@ def mace_arguments(
         f"--batch_size={batch}",
         f"--valid_batch_size={max(1, min(cfg.batch_size, n_valid))}",
         f"--max_num_epochs={cfg.epochs}",
-        f"--lr={cfg.lr}",
+        f"--lr={cfg.lr or FINETUNE_LR}",
         f"--default_dtype={cfg.dtype}",
         f"--device={device}",
         f"--energy_weight={cfg.energy_weight}",

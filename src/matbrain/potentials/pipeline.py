@@ -1,13 +1,14 @@
-"""Train or fine-tune a MACE potential into a run folder: data, E0s, MACE, metrics, plots, registry.
+"""Train or fine-tune a potential into a run folder: data, E0s, backend fit, metrics, plots, registry.
 
-Run folder (``models/mace/run_*/`` or ``models/mace-finetune/run_*/``)::
+The same for every backend (:mod:`matbrain.potentials.backends`): ``models/<algorithm>/run_*/``
+(``mace``, ``ace``) or ``models/<base>-finetune/run_*/`` (``mace``, ``chgnet``, ``sevennet``)::
 
-    config.yaml        resolved config          data/{train,valid,test}.xyz   MACE's input files
-    data.json          label counts, sizes      e0s.json                      isolated-atom energies
-    mace.model         the model (ASE: MACECalculator, or `matbrain relax --model <run>`)
-    metrics.json       E/F/S MAE and RMSE per split          history.json     per-epoch MACE results
-    plots/             parity per split, learning curves     logs/mace.log    MACE's full output
-    mace/              MACE's work folder (checkpoints for --resume)          summary.json
+    config.yaml   resolved config               data/{train,valid,test}.xyz   the split, extxyz
+    data.json     label counts, sizes           e0s.json      per-element reference energies
+    <model file>  mace.model | ace.yace (+ ace.yaml) | chgnet.pth.tar | sevennet.pth
+    metrics.json  E/F/S MAE and RMSE per split  history.json  per-epoch (iteration) errors
+    plots/        parity per split, learning curves          logs/   the engine's full output
+    summary.json  provenance (versions, hashes, timings); one line in models/potentials.jsonl
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Any
 from ase import Atoms
 
 from matbrain import __version__
+from matbrain.potentials.backends import backend_name, fit_backend, run_group
 from matbrain.potentials.calculators import load_potential, pick_device, resolve_mace_mp
-from matbrain.potentials.config import MaceFinetuneConfig, MaceTrainConfig
+from matbrain.potentials.config import AceTrainConfig, MaceFinetuneConfig, MaceTrainConfig
 from matbrain.potentials.data import (
     LabelCounts,
     LabelKeys,
@@ -36,18 +38,11 @@ from matbrain.potentials.data import (
     write_extxyz,
 )
 from matbrain.potentials.evaluate import error_metrics, format_metrics, parity_plots, predict
-from matbrain.potentials.mace_runner import (
-    MACE_NAME,
-    MaceFiles,
-    mace_arguments,
-    read_mace_history,
-    run_mace,
-)
 from matbrain.training.runs import git_commit, new_run_dir, register_run
 
 log = logging.getLogger(__name__)
 
-PotentialConfig = MaceTrainConfig | MaceFinetuneConfig
+PotentialConfig = MaceTrainConfig | AceTrainConfig | MaceFinetuneConfig
 POTENTIAL_REGISTRY = "potentials.jsonl"
 PREPARED_FILES = ("train.xyz", "valid.xyz")
 
@@ -60,10 +55,6 @@ class PotentialRunResult:
 
     def table(self) -> str:
         return format_metrics(self.metrics)
-
-
-def run_group(cfg: PotentialConfig) -> str:
-    return "mace" if isinstance(cfg, MaceTrainConfig) else "mace-finetune"
 
 
 def is_prepared(folder: Path) -> bool:
@@ -145,6 +136,14 @@ def _files_hash(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def base_model_e0s(cfg: MaceFinetuneConfig, train: list[Atoms]) -> dict[str, float]:
+    """E0s of the base model: a MACE file's own table; the universal potentials' zero-shot
+    per-element offsets are not exposed, so their E0s are fitted on the training split."""
+    if cfg.base_model.lower() in ("chgnet", "sevennet"):
+        return fit_e0s(train)
+    return foundation_e0s(resolve_base_model(cfg.base_model))
+
+
 def foundation_e0s(model_path: str) -> dict[str, float]:
     """Isolated-atom energies stored in a MACE model (what ``--E0s=foundation`` uses)."""
     import torch
@@ -218,10 +217,8 @@ def train_potential(
     say(f"data: {LabelCounts(**info['labels']).describe()}")
     say(f"split: {info['sizes']}; dropped by element filter: {info['dropped_by_element']}")
 
-    foundation = None
     if isinstance(cfg, MaceFinetuneConfig):
-        foundation = resolve_base_model(cfg.base_model)
-        e0s = foundation_e0s(foundation)
+        e0s = base_model_e0s(cfg, splits["train"])
         missing = set(info["elements"]) - set(e0s)
         if missing:
             raise ValueError(
@@ -235,34 +232,10 @@ def train_potential(
     (run_dir / "e0s.json").write_text(json.dumps(e0s, indent=2))
     say("E0s (eV): " + ", ".join(f"{k} {v:.4f}" for k, v in e0s.items()))
 
-    files = MaceFiles(
-        train=data_dir / "train.xyz",
-        valid=data_dir / "valid.xyz",
-        e0s=e0s,
-    )
     device = pick_device(cfg.device)
-    args = mace_arguments(
-        cfg,
-        files,
-        work_dir=run_dir / "mace",
-        model_dir=run_dir,
-        device=device,
-        n_train=len(splits["train"]),
-        n_valid=len(splits["valid"]),
-        foundation_model=foundation,
-    )
-    (run_dir / "logs").mkdir(exist_ok=True)
-    _run_with_progress(args, run_dir / "logs" / "mace.log", cfg.epochs, progress)
-
-    model_path = run_dir / f"{MACE_NAME}.model"
-    if getattr(cfg, "swa", False) and (run_dir / f"{MACE_NAME}_stagetwo.model").exists():
-        model_path = run_dir / f"{MACE_NAME}_stagetwo.model"
-    if not model_path.exists():
-        raise FileNotFoundError(
-            f"MACE finished but wrote no model ({model_path}); see logs/mace.log"
-        )
-
-    history = read_mace_history(run_dir / "mace" / "results")
+    fit = fit_backend(cfg, splits, run_dir, e0s, device, progress, say)
+    model_path = fit.model_path
+    history = fit.history
     (run_dir / "history.json").write_text(json.dumps(history, indent=2))
     if history:
         from matbrain.potentials.evaluate import learning_curve_plot
@@ -296,7 +269,10 @@ def train_potential(
         "seconds": round(time.time() - started, 1),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "matbrain_version": __version__,
-        "mace_version": potential.version,
+        "algorithm": backend_name(cfg),
+        "engine": fit.engine,
+        "engine_version": fit.engine_version,
+        "fit": fit.details,
         "git_commit": git_commit(),
         "config_hash": cfg.config_hash(),
         "data_hash": info["data_hash"],
@@ -308,27 +284,10 @@ def train_potential(
 
 
 def latest_unfinished_potential_run(root: Path, group: str) -> Path | None:
+    """The newest run of ``group`` that started training (its data are prepared) but has no
+    summary: MACE resumes from its checkpoints, the other engines refit on the same split."""
     runs = sorted((root / group).glob("run_*"), key=lambda p: p.stat().st_mtime, reverse=True)
     for run in runs:
-        if (run / "mace" / "checkpoints").is_dir() and not (run / "summary.json").exists():
+        if is_prepared(run / "data") and not (run / "summary.json").exists():
             return run
     return None
-
-
-def _run_with_progress(args: list[str], log_path: Path, epochs: int, progress: bool) -> None:
-    from tqdm import tqdm
-
-    bar = tqdm(total=epochs, desc="MACE epochs", unit="epoch", disable=not progress)
-
-    def on_epoch(epoch: int, loss: float) -> None:
-        if bar.n == 0 and epoch > 0:  # resumed: rates count from here, not from epoch 0
-            bar.reset(total=epochs)
-            bar.initial = epoch
-        bar.n = min(epoch + 1, epochs)
-        bar.set_postfix(valid_loss=f"{loss:.4g}")
-        bar.refresh()
-
-    try:
-        run_mace(args, log_path, on_epoch)
-    finally:
-        bar.close()

@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matbrain.active.ace.fit import AceFit, tool_path
+from matbrain.potentials.ace.fit import AceFit, tool_path
+from matbrain.potentials.ace.reference import (
+    pacemaker_reference_energies,
+    set_yace_reference_energies,
+)
 
 NAME = re.compile(r"^potential_gen_(\d+)\.yace$")
 
@@ -70,6 +74,16 @@ def _run(args: list[str], cwd: Path) -> None:
         raise RuntimeError(f"{Path(args[0]).name} failed ({done.returncode}):\n{tail}")
 
 
+def yaml_to_yace(yaml_path: Path, yace_path: Path) -> None:
+    """pacemaker's ``pace_yaml2yace``, then the reference energies of the ``.yaml`` metadata
+    written into the ``.yace`` (see :mod:`matbrain.potentials.ace.reference`)."""
+    _run([_tool("pace_yaml2yace"), str(yaml_path.resolve()), "-o", str(yace_path.resolve())],
+         yace_path.parent)  # fmt: skip
+    e0s = pacemaker_reference_energies(yaml_path)
+    if e0s:
+        set_yace_reference_energies(yace_path, e0s)
+
+
 def publish(
     fit: AceFit, folder: Path, generation: int, extra: dict[str, Any] | None = None
 ) -> PotentialVersion:
@@ -85,7 +99,7 @@ def publish(
     staging.mkdir()
     yaml_path = staging / version.yaml.name
     shutil.copyfile(fit.potential_yaml, yaml_path)
-    _run([_tool("pace_yaml2yace"), yaml_path.name, "-o", version.yace.name], staging)
+    yaml_to_yace(yaml_path, staging / version.yace.name)
     train_data = (fit.workdir / "train.pckl.gzip").resolve()
     # all training atoms span the active set (the default leaves out badly fitted atoms, and its
     # error-based mode is not available in batch mode for large sets)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from ase import Atoms
 
-from matbrain.active.ace.config import AceTrainingConfig, write_input_yaml
-from matbrain.active.ace.dataset import split_records, write_pacemaker_dataset
-from matbrain.active.ace.early_stopping import EarlyStopping
-from matbrain.active.ace.pacemaker_log import PacemakerLogParser, Point
+from matbrain.potentials.ace.config import AceTrainingConfig, write_input_yaml
+from matbrain.potentials.ace.dataset import split_records, write_pacemaker_dataset
+from matbrain.potentials.ace.early_stopping import EarlyStopping
+from matbrain.potentials.ace.pacemaker_log import PacemakerLogParser, Point
 
 POTENTIAL_FILES = (
     "output_potential.yaml",
@@ -127,11 +127,17 @@ def fit_ace(
     on_point: Callable[[Point], None] | None = None,
     poll_s: float = 0.5,
     stop_grace_s: float = 60.0,
+    split: tuple[list[Atoms], list[Atoms]] | None = None,
 ) -> AceFit:
-    """Fit an ACE potential to labelled ``frames`` (energy and forces) in ``workdir``."""
+    """Fit an ACE potential to labelled ``frames`` (energy and forces) in ``workdir``.
+
+    ``split`` gives (train, validation) explicitly; otherwise ``frames`` are split with the
+    config's fraction and seed."""
     exe = _pacemaker()
     workdir.mkdir(parents=True, exist_ok=True)
-    train, valid = split_records(frames, cfg.valid_fraction, cfg.seed)
+    train, valid = (
+        split if split is not None else split_records(frames, cfg.valid_fraction, cfg.seed)
+    )
     write_pacemaker_dataset(train, workdir / "train.pckl.gzip")
     write_pacemaker_dataset(valid, workdir / "valid.pckl.gzip")
     elements = sorted({s for a in frames for s in a.get_chemical_symbols()})

@@ -9,13 +9,13 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from matbrain.active.ace.config import AceTrainingConfig
-from matbrain.active.ace.fit import fit_ace
-from matbrain.active.ace.pacemaker_log import Point
-from matbrain.active.ace.plots import learning_curve_plot
-from matbrain.active.ace.versions import PotentialVersion, list_versions, publish
 from matbrain.active.store import LabelStore
 from matbrain.active.transfer import export_extxyz
+from matbrain.potentials.ace.config import AceTrainingConfig
+from matbrain.potentials.ace.fit import fit_ace
+from matbrain.potentials.ace.pacemaker_log import Point
+from matbrain.potentials.ace.plots import learning_curve_plot
+from matbrain.potentials.ace.versions import PotentialVersion, list_versions, publish
 
 
 def next_generation(potentials_dir: Path) -> int:

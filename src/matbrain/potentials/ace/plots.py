@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matbrain.active.ace.pacemaker_log import Point
+from matbrain.potentials.ace.pacemaker_log import Point
 
 
 def learning_curve_plot(

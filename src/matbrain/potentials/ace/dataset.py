@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from matbrain.potentials.data import energy_and_forces
+
 
 def split_records(
     frames: list[Atoms], valid_fraction: float = 0.1, seed: int = 42
@@ -28,11 +30,12 @@ def write_pacemaker_dataset(frames: list[Atoms], path: Path) -> None:
     rows = []
     for atoms in frames:
         bare = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        energy, forces = energy_and_forces(atoms)
         rows.append(
             {
                 "ase_atoms": bare,
-                "energy": float(atoms.get_potential_energy()),
-                "forces": np.asarray(atoms.get_forces()).tolist(),
+                "energy": energy,
+                "forces": forces.tolist(),
                 "config_type": str(atoms.info.get("config_type", "unknown")),
                 "db_id": atoms.info.get("db_id"),
             }

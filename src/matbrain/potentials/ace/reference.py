@@ -1,0 +1,57 @@
+"""Per-element reference energies (E0s) of ACE potentials: the frame of the fitted DFT energies.
+
+pacemaker fits energies minus per-element reference energies and records them only in the
+``.yaml`` metadata (``reference_energy``); ``pace_yaml2yace`` writes ``E0: [0, ...]``, so a
+``.yace`` evaluated by ``PyACECalculator`` is off by E0 per atom. We write the E0s into the
+``.yace`` (its own ``E0`` list, one value per element in its ``elements`` order), which every
+ACE evaluator (pyace, LAMMPS ML-PACE) adds to the energy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+_ELEMENTS = re.compile(r"^elements:\s*\[(.*)\]\s*$", re.MULTILINE)
+_E0 = re.compile(r"^E0:\s*\[(.*)\]\s*$", re.MULTILINE)
+
+
+def set_yace_reference_energies(yace: Path, e0s: dict[str, float]) -> None:
+    """Write ``e0s`` (eV per element symbol) into the ``E0`` list of a ``.yace`` file."""
+    text = yace.read_text()
+    found = _ELEMENTS.search(text)
+    if found is None or _E0.search(text) is None:
+        raise ValueError(f"{yace}: no 'elements:' and 'E0:' lines; not a .yace potential")
+    elements = [e.strip() for e in found.group(1).split(",") if e.strip()]
+    missing = [e for e in elements if e not in e0s]
+    if missing:
+        raise ValueError(f"{yace}: no reference energy for {', '.join(missing)}")
+    values = ", ".join(repr(float(e0s[e])) for e in elements)
+    tmp = yace.with_name(yace.name + ".tmp")
+    tmp.write_text(_E0.sub(f"E0: [{values}]", text, count=1))
+    tmp.replace(yace)
+
+
+def yace_reference_energies(yace: Path) -> dict[str, float]:
+    text = yace.read_text()
+    elements = [e.strip() for e in _ELEMENTS.search(text).group(1).split(",")]  # type: ignore[union-attr]
+    values = [float(v) for v in _E0.search(text).group(1).split(",")]  # type: ignore[union-attr]
+    return dict(zip(elements, values, strict=True))
+
+
+def pacemaker_reference_energies(potential_yaml: Path) -> dict[str, float]:
+    """E0 per element that pacemaker subtracted before fitting (from the ``.yaml`` metadata).
+
+    pacemaker's ``auto`` mode stores ``{element: e, ..., "shift": s}`` and fits
+    ``E - Σ e_el + s·N``, so an element's E0 is ``e_el - s``; an explicit mapping has no shift.
+    """
+    loaded = yaml.safe_load(potential_yaml.read_text()) or {}
+    raw = (loaded.get("metadata") or {}).get("reference_energy")
+    if raw is None:
+        return {}
+    table = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    shift = float(table.pop("shift", 0.0))
+    return {el: float(e) - shift for el, e in table.items()}

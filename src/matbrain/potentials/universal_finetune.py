@@ -1,0 +1,110 @@
+"""Fine-tuning of the universal potentials whose weights ship offline, with their own trainers.
+
+``chgnet``: CHGNet 0.3.0 (weights in the chgnet wheel) trained by ``chgnet.trainer.Trainer`` on
+our split (energies per atom, forces, optionally stress in GPa); the composition model (AtomRef,
+CHGNet's per-element energies) is trained too, which moves the model into the energy frame of
+the user's DFT. The best-validation model is saved as ``chgnet.pth.tar`` (``CHGNet.from_file``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.units import GPa
+
+from matbrain.potentials.backends import BackendFit, Say, engine_version
+from matbrain.potentials.config import MaceFinetuneConfig
+from matbrain.potentials.data import ENERGY_KEY, STRESS_KEY, energy_and_forces
+
+CHGNET_FILE = "chgnet.pth.tar"
+DEFAULT_LR = {"chgnet": 1e-3}
+
+
+def finetune_universal(
+    name: str,
+    cfg: MaceFinetuneConfig,
+    splits: dict[str, list[Atoms]],
+    run_dir: Path,
+    e0s: dict[str, float],
+    device: str,
+    progress: bool,
+    say: Say,
+) -> BackendFit:
+    if name == "chgnet":
+        return finetune_chgnet(cfg, splits, run_dir, device, progress, say)
+    raise ValueError(
+        f"fine-tuning {name} is not available yet; fine-tune chgnet or a MACE model "
+        f"(use {name} as it is: matbrain potential eval --model {name})"
+    )
+
+
+def _chgnet_data(frames: list[Atoms], with_stress: bool, batch_size: int, shuffle: bool):  # type: ignore[no-untyped-def]
+    from chgnet.data.dataset import StructureData, collate_graphs
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from torch.utils.data import DataLoader
+
+    structures, energies, forces, stresses = [], [], [], []
+    for atoms in frames:
+        energy, f = energy_and_forces(atoms)
+        structures.append(AseAtomsAdaptor.get_structure(Atoms(atoms.numbers, atoms.positions,
+                                                              cell=atoms.cell, pbc=True)))  # fmt: skip
+        energies.append(energy / len(atoms))
+        forces.append(f.tolist())
+        if with_stress:
+            stresses.append((np.asarray(atoms.info[STRESS_KEY]).reshape(3, 3) / GPa).tolist())
+    with contextlib.redirect_stdout(io.StringIO()):
+        data = StructureData(structures, energies, forces, stresses=stresses or None,
+                             shuffle=False)  # fmt: skip
+    return DataLoader(data, batch_size=max(1, min(batch_size, len(frames))), shuffle=shuffle,
+                      collate_fn=collate_graphs)  # fmt: skip
+
+
+def finetune_chgnet(
+    cfg: MaceFinetuneConfig,
+    splits: dict[str, list[Atoms]],
+    run_dir: Path,
+    device: str,
+    progress: bool,
+    say: Say,
+) -> BackendFit:
+    import torch
+    from chgnet.model import CHGNet
+    from chgnet.trainer import Trainer
+
+    if not all(ENERGY_KEY in a.info for a in splits["train"]):
+        raise ValueError("CHGNet fine-tuning needs an energy for every training structure")
+    torch.manual_seed(cfg.seed)
+    log_path = run_dir / "logs" / "chgnet.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    targets = "efs" if cfg.with_stress else "ef"
+    train = _chgnet_data(splits["train"], cfg.with_stress, cfg.batch_size, shuffle=True)
+    valid = _chgnet_data(splits["valid"], cfg.with_stress, cfg.batch_size, shuffle=False)
+    lr = cfg.lr or DEFAULT_LR["chgnet"]
+    say(f"CHGNet fine-tuning: {cfg.epochs} epochs, lr {lr:g}, targets {targets}, "
+        f"composition model trained (energy frame of the data)")  # fmt: skip
+    with open(log_path, "a") as log, contextlib.redirect_stdout(log):
+        model = CHGNet.load(model_name="0.3.0", use_device="cpu", verbose=False)
+        trainer = Trainer(model=model, targets=targets, optimizer="Adam", scheduler="CosLR",
+                          criterion="MSE", epochs=cfg.epochs, learning_rate=lr,
+                          use_device=device, torch_seed=cfg.seed, data_seed=cfg.seed,
+                          print_freq=10**6)  # fmt: skip
+        trainer.train(train, valid, save_dir=str(run_dir / "chgnet"),
+                      train_composition_model=True)  # fmt: skip
+    best = trainer.best_model or trainer.model
+    model_path = run_dir / CHGNET_FILE
+    tmp = model_path.with_name(model_path.name + ".tmp")
+    torch.save({"model": best.as_dict()}, tmp)
+    tmp.replace(model_path)
+    history: list[dict[str, Any]] = []
+    hist = trainer.training_history
+    for epoch, (e_val, f_val) in enumerate(zip(hist["e"]["val"], hist["f"]["val"], strict=True)):
+        history.append({"epoch": epoch, "valid_mae_e_per_atom": float(e_val),
+                        "valid_mae_f": float(f_val), "train_mae_e_per_atom": float(hist["e"]["train"][epoch]),
+                        "train_mae_f": float(hist["f"]["train"][epoch])})  # fmt: skip
+    return BackendFit(model_path, history, "chgnet", engine_version("chgnet"),
+                      {"lr": lr, "targets": targets})  # fmt: skip
