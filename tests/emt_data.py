@@ -10,7 +10,8 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
-MLEARN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mlearn"
+# small subsets of the mlearn sets, carried by the repository (tests/data/mlearn/README.md)
+MLEARN = Path(__file__).resolve().parent / "data" / "mlearn"
 
 
 def emt_labelled(atoms: Atoms) -> Atoms:

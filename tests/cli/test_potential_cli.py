@@ -41,9 +41,11 @@ def test_smoke_training_on_mlearn_data(tmp_path):
     config = (run / "config.yaml").read_text()
     assert "epochs: 2" in config and "r_max_A: 4.5" in config and "- Li" in config
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test"]["forces_eV_per_A"]["n"] > 0
+    # no Li test frames in DATA: nothing of the training file is quietly held back as a test set
+    assert "test" not in metrics and metrics["valid"]["forces_eV_per_A"]["n"] > 0
     listing = invoke("potential", "runs", "--root", str(tmp_path))
     assert listing.exit_code == 0 and "Li" in listing.output
+    assert "valid" in listing.output  # scored on validation, and says so
 
 
 def test_sigterm_stops_the_mace_trainer_too(tmp_path):

@@ -47,3 +47,32 @@ def rigid_motion_energy_change(atoms: Atoms, calc: Calculator, seed: int = 0) ->
     moved.set_cell(atoms.cell.array @ rotation.T, scale_atoms=False)
     moved.positions = atoms.positions @ rotation.T + rng.normal(size=3)
     return float(abs(_with(moved, calc).get_potential_energy() - reference))
+
+
+def nve_energy_drift(
+    atoms: Atoms,
+    calc: Calculator,
+    steps: int = 100,
+    timestep_fs: float = 1.0,
+    temperature_K: float = 300.0,
+    seed: int = 0,
+) -> float:
+    """max |E_total(t) − E_total(0)| per atom (eV/atom) over a velocity-Verlet NVE run, with
+    velocities drawn from Maxwell–Boltzmann at ``temperature_K``. A conservative potential with
+    a stable integrator keeps it small; a large value means non-conservative forces or a too
+    long time step."""
+    from ase import units
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
+    from ase.md.verlet import VelocityVerlet
+
+    work = _with(atoms, calc)
+    thermalize_momenta(work, temperature_K=temperature_K, rng=np.random.default_rng(seed))
+    Stationary(work)
+    start = work.get_potential_energy() + work.get_kinetic_energy()
+    drift = 0.0
+    dyn = VelocityVerlet(work, timestep=timestep_fs * units.fs)
+    for _ in range(steps):
+        dyn.run(1)
+        total = work.get_potential_energy() + work.get_kinetic_energy()
+        drift = max(drift, abs(total - start))
+    return drift / len(work)

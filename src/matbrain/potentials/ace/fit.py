@@ -140,7 +140,7 @@ def fit_ace(
     )
     write_pacemaker_dataset(train, workdir / "train.pckl.gzip")
     write_pacemaker_dataset(valid, workdir / "valid.pckl.gzip")
-    elements = sorted({s for a in frames for s in a.get_chemical_symbols()})
+    elements = sorted({s for a in [*train, *valid] for s in a.get_chemical_symbols()})
     write_input_yaml(cfg, elements, "train.pckl.gzip", "valid.pckl.gzip", workdir / "input.yaml")
     (workdir / "split.json").write_text(json.dumps({
         "train_db_ids": [a.info.get("db_id") for a in train],
