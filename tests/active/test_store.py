@@ -162,3 +162,23 @@ def test_db_cli_import_stats_export(tmp_path):
     assert back[0].get_potential_energy() == pytest.approx(frames[0].get_potential_energy())
     result = runner.invoke(app, ["db", "stats", "--db", str(tmp_path / "missing.db")])
     assert result.exit_code == 2 and "database not found" in result.output
+
+
+def test_import_keeps_mlearn_stress(tmp_path):
+    import ase.io
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    from emt_data import MLEARN
+    from matbrain.active.transfer import import_extxyz
+    from matbrain.potentials.data import mlearn_stress_to_ase
+
+    source = MLEARN / "mlearn_Cu_test.extxyz.gz"
+    store = LabelStore(str(tmp_path / "mlearn.db"))
+    report = import_extxyz(store, source)
+    frames = ase.io.read(source, ":")
+    assert report.completed == len(frames)
+    stored = store.completed()
+    assert len(stored) == len(frames)
+    for atoms, original in zip(stored, frames, strict=True):
+        expected = full_3x3_to_voigt_6_stress(mlearn_stress_to_ase(original.info["stress_raw_6"]))
+        np.testing.assert_allclose(atoms.get_stress(), expected, atol=1e-9)

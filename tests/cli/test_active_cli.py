@@ -77,3 +77,72 @@ def test_ace_train_publishes_new_versions(tmp_path):
     record = json.loads((tmp_path / "potentials" / "potential_gen_01.json").read_text())
     assert record["generation"] == 1 and record["n_structures"] == 20
     assert (tmp_path / "potentials" / "potential_gen_00.yace").exists()
+
+
+def test_ace_train_help_shows_its_defaults():
+    from matbrain.potentials.ace.config import AceTrainingConfig
+
+    import typer
+
+    assert invoke("ace", "train", "--help").exit_code == 0
+    train = typer.main.get_command(app).commands["ace"].commands["train"]  # type: ignore[attr-defined]
+    helps = {p.name: p.help or "" for p in train.params}
+    defaults = AceTrainingConfig()
+    assert f"default {defaults.max_iter}" in helps["max_iter"]
+    assert f"default {defaults.functions_per_element}" in helps["functions"]
+    assert f"default {defaults.cutoff_A}" in helps["cutoff"]
+    assert "beside the database" in helps["potentials"] and "beside the database" in helps["workdir"]
+
+
+@pytest.mark.skipif(
+    pacemaker_executable() is None, reason="pacemaker (python-ace) is not installed"
+)
+def test_ace_train_writes_beside_the_database_in_full_lines(tmp_path, monkeypatch):
+    frames = emt_cu_frames(16)
+    work = tmp_path / "project"
+    work.mkdir()
+    ase.io.write(work / "labelled.xyz", frames, format="extxyz")
+    db = str(work / "al.db")
+    assert invoke("db", "import", str(work / "labelled.xyz"), "--db", db).exit_code == 0
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = invoke("ace", "train", "--db", db, "--max-iter", "4", "--functions", "8",
+                    "--cutoff", "4.5", "--patience", "0")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (work / "potentials" / "potential_gen_00.yace").exists()
+    assert (work / "ace_fits" / "fit_gen_00" / "input.yaml").exists()
+    assert not any(elsewhere.iterdir()), "nothing goes into the current directory"
+    # not a terminal: one full line per validation report, no bar cut to 80 columns
+    assert "pacemaker iteration" in result.output and "validation RMSE E" in result.output
+    assert "(iteration 5)" not in result.output  # pacemaker's final report is max_iter + 1
+
+
+@pytest.mark.skipif(
+    pacemaker_executable() is None, reason="pacemaker (python-ace) is not installed"
+)
+def test_interrupted_ace_train_publishes_the_best_so_far(tmp_path):
+    import signal
+    import time
+
+    frames = emt_cu_frames(20)
+    ase.io.write(tmp_path / "labelled.xyz", frames, format="extxyz")
+    db = str(tmp_path / "al.db")
+    assert invoke("db", "import", str(tmp_path / "labelled.xyz"), "--db", db).exit_code == 0
+    cli = [sys.executable, "-c", "from matbrain.cli.main import main; main()"]
+    proc = subprocess.Popen(cli + ["ace", "train", "--db", db, "--max-iter", "2000",
+                                   "--functions", "10", "--cutoff", "4.5", "--patience", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    log = tmp_path / "ace_fits" / "fit_gen_00" / "log.txt"
+    deadline = time.monotonic() + 240
+    # wait for two validation reports (every 10 iterations), then Ctrl-C
+    while time.monotonic() < deadline:
+        if log.exists() and log.read_text().count("TEST STATS") >= 2:
+            break
+        time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    record = json.loads((tmp_path / "potentials" / "potential_gen_00.json").read_text())
+    assert record["stopped_early"].startswith("interrupted"), record
+    assert (tmp_path / "potentials" / "potential_gen_00.yace").exists()

@@ -60,3 +60,25 @@ def test_training_without_prepare_needs_a_prepared_folder(cu_xyz, tmp_path):
     )
     with pytest.raises(ValueError, match="--prepare-data"):
         train_potential(cfg, prepare=False, progress=False)
+
+
+def test_mace_log_is_written_as_training_goes(tmp_path):
+    # the per-epoch lines must be in logs/mace.log while MACE runs, not only at its end
+    import sys
+
+    from matbrain.potentials.mace_runner import run_mace
+
+    script = (
+        "import time\n"
+        "for i in range(3):\n"
+        "    print(f'INFO: Epoch {i}: loss=0.{9 - i}', flush=True)\n"
+        "    time.sleep(0.2)\n"
+    )
+    log = tmp_path / "mace.log"
+    seen = []
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        seen.append((epoch, f"Epoch {epoch}:" in log.read_text()))
+
+    run_mace([], log, on_epoch, command=[sys.executable, "-c", script])
+    assert seen == [(0, True), (1, True), (2, True)]

@@ -18,9 +18,18 @@ class ImportReport:
 
 
 def _labels_of(atoms: Atoms) -> Labels | None:
+    """Energy, forces and stress of an imported frame; mlearn's ``stress_raw_6`` (VASP kBar,
+    its own order and sign) becomes an ASE stress, as ``potential train`` converts it."""
     results = getattr(atoms.calc, "results", None) or {}
     if "energy" in results and "forces" in results:
-        return Labels(results["energy"], results["forces"], results.get("stress"))
+        stress = results.get("stress")
+        if stress is None and "stress_raw_6" in atoms.info:
+            from ase.stress import full_3x3_to_voigt_6_stress
+
+            from matbrain.potentials.data import mlearn_stress_to_ase
+
+            stress = full_3x3_to_voigt_6_stress(mlearn_stress_to_ase(atoms.info["stress_raw_6"]))
+        return Labels(results["energy"], results["forces"], stress)
     return None
 
 

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from matbrain.cli.common import EXPECTED_ERRORS, console, exit_on_sigterm, fail
+from matbrain.potentials.ace.config import AceTrainingConfig
+
+_ACE = AceTrainingConfig()  # the defaults, shown in --help
 
 ace_app = typer.Typer(
     help="ACE potentials with pacemaker. Example: matbrain ace train --db al.db",
@@ -20,8 +23,21 @@ loop_app = typer.Typer(
 
 
 def _live_progress(max_iter: int):  # type: ignore[no-untyped-def]
-    """A rich progress bar over pacemaker iterations, fed with log points."""
+    """A rich progress bar over pacemaker iterations, fed with log points; in a log file (no
+    terminal) one full line per validation report instead of a bar cut to 80 columns."""
+    import contextlib
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not console.is_terminal:
+
+        def on_line(p) -> None:  # type: ignore[no-untyped-def]
+            if p.split == "valid":
+                typer.echo(f"pacemaker iteration {min(p.iteration, max_iter)}/{max_iter}: validation "
+                           f"RMSE E {p.rmse_energy_meV_per_atom:.2f} meV/atom, "
+                           f"F {p.rmse_forces_eV_per_A:.4f} eV/Å")  # fmt: skip
+
+        return contextlib.nullcontext(), on_line
 
     progress = Progress(TextColumn("pacemaker"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console)  # fmt: skip
@@ -44,21 +60,25 @@ def _live_progress(max_iter: int):  # type: ignore[no-untyped-def]
 @ace_app.command("train")
 def train_cmd(
     db: Annotated[str, typer.Option("--db", help="the store: SQLite file or postgresql:// URL")],
-    potentials: Annotated[Path, typer.Option(help="folder of versioned potentials")] = Path("potentials"),
-    workdir: Annotated[Path, typer.Option(help="where pacemaker runs")] = Path("ace_fits"),
-    max_iter: Annotated[int | None, typer.Option("--max-iter", help="pacemaker iterations")] = None,
+    potentials: Annotated[Path | None, typer.Option(help="folder of versioned potentials (default: potentials/ beside the database)")] = None,
+    workdir: Annotated[Path | None, typer.Option(help="where pacemaker runs (default: ace_fits/ beside the database)")] = None,
+    max_iter: Annotated[int | None, typer.Option("--max-iter", help=f"pacemaker iterations (default {_ACE.max_iter})")] = None,
     generations: Annotated[list[int] | None, typer.Option("--generations", help="only these generations (repeat)")] = None,
-    cutoff: Annotated[float | None, typer.Option("--cutoff", help="radial cutoff (Å)")] = None,
-    functions: Annotated[int | None, typer.Option("--functions", help="basis functions per element")] = None,
-    kappa: Annotated[float | None, typer.Option(help="force share of the loss (0..1)")] = None,
-    patience: Annotated[int | None, typer.Option(help="early-stopping patience (validation reports); 0: off")] = None,
+    cutoff: Annotated[float | None, typer.Option("--cutoff", help=f"radial cutoff in Å (default {_ACE.cutoff_A})")] = None,
+    functions: Annotated[int | None, typer.Option("--functions", help=f"basis functions per element (default {_ACE.functions_per_element})")] = None,
+    kappa: Annotated[float | None, typer.Option(help=f"force share of the loss, 0..1 (default {_ACE.kappa})")] = None,
+    patience: Annotated[int | None, typer.Option(help=f"early-stopping patience in validation reports, 0: off (default {_ACE.early_stopping_patience})")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML of ACE training settings (the 'ace' block of al.yaml)")] = None,
 ) -> None:  # fmt: skip
     """Fit ACE on the labelled structures of the store and publish potentials/potential_gen_NN.yace.
 
     The fit follows pacemaker's log live, stops early when the validation error rises while the
     training error falls, and writes the .yace, .yaml, active set .asi and a metrics JSON as the
-    next version (never overwriting one).
+    next version (never overwriting one). Ctrl-C (or SIGTERM) stops pacemaker and publishes the
+    best potential of the iterations done. Energies of the .yace are in the frame of the DFT data
+    (pacemaker's reference energies are written into it). The defaults take ~10 min for ~200
+    structures on 2 cores; for the most accurate potential of a fixed set use
+    `matbrain potential train --algorithm ace` (linear ACE, minutes).
 
     Example: matbrain ace train --db al.db --max-iter 200
     """
@@ -67,8 +87,12 @@ def train_cmd(
     from matbrain.active.ace_training import train_from_store
     from matbrain.potentials.ace.config import AceTrainingConfig
 
-    if not db.startswith(("postgresql://", "postgres://")) and not Path(db).exists():
+    is_url = db.startswith(("postgresql://", "postgres://"))
+    if not is_url and not Path(db).exists():
         fail(FileNotFoundError(f"database not found: {db}"))
+    beside = Path(".") if is_url else Path(db).resolve().parent
+    potentials = potentials or beside / "potentials"
+    workdir = workdir or beside / "ace_fits"
     try:
         if config and not config.exists():
             raise FileNotFoundError(f"config not found: {config}")
@@ -91,8 +115,11 @@ def train_cmd(
     for split in ("train", "valid"):
         if split in m:
             s = m[split]
+            at = min(
+                s["iteration"], m["training_config"]["max_iter"]
+            )  # pacemaker's last report is max+1
             console.print(f"{split:5s} RMSE: energy {s['rmse_energy_meV_per_atom']:.2f} meV/atom, "
-                          f"forces {s['rmse_forces_eV_per_A']:.4f} eV/Å (iteration {s['iteration']})")  # fmt: skip
+                          f"forces {s['rmse_forces_eV_per_A']:.4f} eV/Å (iteration {at})")  # fmt: skip
     if m.get("stopped_early"):
         console.print(f"stopped early: {m['stopped_early']}")
     console.print(

@@ -123,8 +123,11 @@ def run_mace(
     args: list[str],
     log_path: Path,
     on_epoch: Callable[[int, float], None] | None = None,
+    command: list[str] | None = None,
 ) -> None:
-    """Run ``mace_run_train`` with ``args``; stream its output to ``log_path`` and report epochs."""
+    """Run ``mace_run_train`` with ``args``; stream its output to ``log_path`` line by line (a
+    user can follow the log while it trains) and report epochs. ``command`` replaces the
+    ``python -m mace.cli.run_train`` prefix (tests)."""
     env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", PYTHONUNBUFFERED="1")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: list[str] = []
@@ -132,7 +135,7 @@ def run_mace(
         log.write("$ mace_run_train " + " ".join(args) + "\n")
         log.flush()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mace.cli.run_train", *args],
+            [*(command or [sys.executable, "-m", "mace.cli.run_train"]), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -142,6 +145,7 @@ def run_mace(
         try:
             for line in proc.stdout:
                 log.write(line)
+                log.flush()
                 tail = (tail + [line.rstrip()])[-25:]
                 match = EPOCH_LINE.search(line)
                 if match and on_epoch is not None:

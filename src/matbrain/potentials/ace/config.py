@@ -15,11 +15,11 @@ class AceTrainingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     cutoff_A: float = Field(5.5, ge=3.0, le=8.0, description="radial cutoff (Å); 5–6 Å is usual")
-    functions_per_element: int = Field(300, ge=1, description="basis size per element")
+    functions_per_element: int = Field(100, ge=1, description="basis size per element")
     kappa: float = Field(0.3, ge=0.0, le=1.0, description="force weight in the loss")
     l1_coeff: float = Field(1e-8, ge=0)
     l2_coeff: float = Field(1e-8, ge=0)
-    max_iter: int = Field(500, ge=1)
+    max_iter: int = Field(200, ge=1)
     display_step: int = Field(10, ge=1, description="validation report every N iterations")
     batch_size: int = Field(100, ge=1)
     valid_fraction: float = Field(0.1, gt=0, lt=1)

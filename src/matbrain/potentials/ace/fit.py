@@ -171,6 +171,7 @@ def fit_ace(
         offset, pending = 0, ""
         interrupted_at: float | None = None
         want_copy, kept_iteration = False, None
+        best_valid_f, interrupted = float("inf"), None
         try:
             while True:
                 finished = proc.poll() is not None
@@ -194,12 +195,16 @@ def fit_ace(
                             if point.split == "train":
                                 last_train_f = point.rmse_forces_eV_per_A
                                 continue
-                            if stopper is None or last_train_f is None:
-                                continue
-                            if stopper.reason is None:
+                            # the best validation report so far is kept, whatever stops the fit
+                            if point.rmse_forces_eV_per_A < best_valid_f:
+                                best_valid_f, want_copy = point.rmse_forces_eV_per_A, True
+                            if (
+                                stopper is not None
+                                and last_train_f is not None
+                                and stopper.reason is None
+                            ):
                                 stop = stopper.update(point.iteration, last_train_f,
                                                       point.rmse_forces_eV_per_A)  # fmt: skip
-                                want_copy |= stopper.best_iteration == point.iteration
                                 if stop and proc.poll() is None:
                                     proc.send_signal(signal.SIGINT)
                                     interrupted_at = time.monotonic()
@@ -208,11 +213,25 @@ def fit_ace(
                 if finished:
                     break
                 time.sleep(poll_s)
+        except (KeyboardInterrupt, SystemExit):
+            # Ctrl-C or SIGTERM: stop pacemaker and keep the best potential of the iterations done
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=stop_grace_s)
+                except subprocess.TimeoutExpired:
+                    proc.terminate()
+                    proc.wait(timeout=60)
+            if kept_iteration is None:
+                raise  # no validation report yet: nothing worth publishing
+            done = max((p.iteration for p in points), default=0)
+            interrupted = (f"interrupted at iteration {min(done, cfg.max_iter)}: the best "
+                           f"potential so far (iteration {kept_iteration}) is kept")  # fmt: skip
         except BaseException:
             proc.terminate()
             proc.wait(timeout=60)
             raise
-    stopped = stopper.reason if stopper is not None else None
+    stopped = interrupted or (stopper.reason if stopper is not None else None)
     if proc.returncode != 0 and stopped is None:
         tail = (workdir / "pacemaker_stdout.txt").read_text().splitlines()[-10:]
         raise PacemakerFailed(f"pacemaker exited with {proc.returncode}:\n" + "\n".join(tail))
