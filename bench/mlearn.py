@@ -46,7 +46,7 @@ def resolve(element: str, args: argparse.Namespace):  # type: ignore[no-untyped-
     }
     if args.algorithm == "ace":
         ace = {"functions_per_element": args.functions, "cutoff_A": args.cutoff,
-               "solver": args.solver, "max_iter": args.max_iter}  # fmt: skip
+               "solver": args.solver, "max_iter": args.max_iter, "kappa": args.kappa}  # fmt: skip
         return resolve_ace_config(args.level, overrides={
             **common, **{k: v for k, v in ace.items() if v is not None}})  # fmt: skip
     mace = {"dtype": args.dtype, "epochs": args.epochs, "lr": args.lr,
@@ -183,8 +183,9 @@ def main() -> None:
     parser.add_argument("--swa", action="store_true", help="MACE's stage two (energy weight up)")
     parser.add_argument("--functions", type=int, default=None, help="ACE: functions per element")
     parser.add_argument("--cutoff", type=float, default=None, help="ACE: cutoff (Å)")
-    parser.add_argument("--solver", default=None, choices=["linear", "pacemaker"])
+    parser.add_argument("--solver", default=None, choices=["linear", "pacemaker", "linear+pacemaker"])
     parser.add_argument("--max-iter", type=int, default=None, help="ACE pacemaker iterations")
+    parser.add_argument("--kappa", type=float, default=None, help="ACE pacemaker force share")
     parser.add_argument("--no-timing", action="store_true", help="skip the inference timing")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=str(MLEARN))

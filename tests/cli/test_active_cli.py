@@ -91,7 +91,9 @@ def test_ace_train_help_shows_its_defaults():
     assert f"default {defaults.max_iter}" in helps["max_iter"]
     assert f"default {defaults.functions_per_element}" in helps["functions"]
     assert f"default {defaults.cutoff_A}" in helps["cutoff"]
-    assert "beside the database" in helps["potentials"] and "beside the database" in helps["workdir"]
+    assert (
+        "beside the database" in helps["potentials"] and "beside the database" in helps["workdir"]
+    )
 
 
 @pytest.mark.skipif(

@@ -109,7 +109,7 @@ def train_cmd(
     data: Annotated[str | None, typer.Option(help="extxyz file/folder, ASE db, or jarvis/dft_3d")] = None,
     algorithm: Annotated[str, typer.Option(help="ace | mace (fine-tuning of chgnet, sevennet: potential finetune)")] = "mace",
     level: Annotated[str, typer.Option(help="smoke | lite | std | pro | max")] = "smoke",
-    solver: Annotated[str | None, typer.Option(help="ACE: linear (default) | pacemaker")] = None,
+    solver: Annotated[str | None, typer.Option(help="ACE: linear (default) | pacemaker | linear+pacemaker")] = None,
     functions: Annotated[int | None, typer.Option(help="ACE: basis functions per element")] = None,
     cutoff: Annotated[float | None, typer.Option(help="ACE: radial cutoff (Å)")] = None,
     swa: Annotated[bool | None, typer.Option("--swa/--no-swa", help="MACE: stage two (SWA, high energy weight) over the last 20 %% of epochs")] = None,

@@ -151,15 +151,19 @@ def _fit_ace(
     e0s: dict[str, float],
     say: Say,
 ) -> BackendFit:
-    if cfg.solver == "linear":
+    start = None
+    if cfg.solver in ("linear", "linear+pacemaker"):
         from matbrain.potentials.ace.linear import fit_linear_ace
 
-        fit = fit_linear_ace(splits["train"], splits["valid"], cfg, e0s, run_dir, cfg.workers, say)
-        (run_dir / "ace_fit.json").write_text(json.dumps(fit.as_dict(), indent=2))
-        return BackendFit(fit.yace, [], "python-ace (linear)", engine_version("python-ace"),
-                          {"energy_weight": fit.energy_weight, "ridge_alpha": fit.ridge_alpha,
-                           "n_functions": fit.n_functions})  # fmt: skip
-    return _fit_pacemaker(cfg, splits, run_dir, e0s, say)
+        where = run_dir if cfg.solver == "linear" else run_dir / "linear"
+        fit = fit_linear_ace(splits["train"], splits["valid"], cfg, e0s, where, cfg.workers, say)
+        (where / "ace_fit.json").write_text(json.dumps(fit.as_dict(), indent=2))
+        if cfg.solver == "linear":
+            return BackendFit(fit.yace, [], "python-ace (linear)", engine_version("python-ace"),
+                              {"energy_weight": fit.energy_weight, "ridge_alpha": fit.ridge_alpha,
+                               "n_functions": fit.n_functions})  # fmt: skip
+        start = fit.yaml.resolve()  # pacemaker refines it: radial functions too, nonlinearly
+    return _fit_pacemaker(cfg, splits, run_dir, e0s, say, start)
 
 
 def _fit_pacemaker(
@@ -168,6 +172,7 @@ def _fit_pacemaker(
     run_dir: Path,
     e0s: dict[str, float],
     say: Say,
+    start: Path | None = None,
 ) -> BackendFit:
     from matbrain.potentials.ace.config import AceTrainingConfig
     from matbrain.potentials.ace.fit import fit_ace
@@ -181,6 +186,7 @@ def _fit_pacemaker(
         max_iter=cfg.max_iter,
         seed=cfg.seed,
         reference_energy=e0s,
+        start_potential=str(start) if start else None,
     )
 
     def on_point(p) -> None:  # type: ignore[no-untyped-def]

@@ -79,12 +79,13 @@ class MaceTrainConfig(_Base):
 
 class AceTrainConfig(_Base):
     """An ACE fit: ``linear`` (python-ace's least-squares design matrices; energy weight and ridge
-    strength chosen on validation when not given) or ``pacemaker`` (its nonlinear BFGS fit)."""
+    strength chosen on validation when not given), ``pacemaker`` (its nonlinear BFGS fit) or
+    ``linear+pacemaker`` (pacemaker refines the linear fit, radial functions included)."""
 
     kind: Literal["train"] = "train"
     algorithm: Literal["ace"] = "ace"
     level: Literal["smoke", "lite", "std", "pro", "max", "competition"] = "smoke"
-    solver: Literal["linear", "pacemaker"] = "linear"
+    solver: Literal["linear", "pacemaker", "linear+pacemaker"] = "linear"
     functions_per_element: int = Field(30, ge=1, description="basis size per element")
     cutoff_A: float = Field(4.5, ge=2.0, le=9.0)
     nradmax_by_orders: list[int] = Field(

@@ -28,6 +28,9 @@ class AceTrainingConfig(BaseModel):
         0.0, ge=0, description="eV/Å a validation force RMSE must improve by to count"
     )
     seed: int = 42
+    start_potential: str | None = Field(
+        None, description="pacemaker .yaml to continue from (its basis and coefficients)"
+    )
     reference_energy: dict[str, float] | None = Field(
         None, description="E0 per element (eV) subtracted before fitting; None: pacemaker's 'auto'"
     )
@@ -67,6 +70,7 @@ def pacemaker_input(
                 "ALL": {"nradmax_by_orders": [15, 3, 2, 1, 1], "lmax_by_orders": [0, 2, 2, 1, 1]},
             },
         },
+        **({"potential": cfg.start_potential} if cfg.start_potential else {}),
         "data": {"filename": train_file, "test_filename": test_file, "reference_energy": cfg.reference_energy or "auto"},
         "fit": {
             "loss": {"kappa": cfg.kappa, "L1_coeffs": cfg.l1_coeff, "L2_coeffs": cfg.l2_coeff},
