@@ -183,7 +183,9 @@ def main() -> None:
     parser.add_argument("--swa", action="store_true", help="MACE's stage two (energy weight up)")
     parser.add_argument("--functions", type=int, default=None, help="ACE: functions per element")
     parser.add_argument("--cutoff", type=float, default=None, help="ACE: cutoff (Å)")
-    parser.add_argument("--solver", default=None, choices=["linear", "pacemaker", "linear+pacemaker"])
+    parser.add_argument(
+        "--solver", default=None, choices=["linear", "pacemaker", "linear+pacemaker"]
+    )
     parser.add_argument("--max-iter", type=int, default=None, help="ACE pacemaker iterations")
     parser.add_argument("--kappa", type=float, default=None, help="ACE pacemaker force share")
     parser.add_argument("--no-timing", action="store_true", help="skip the inference timing")

@@ -80,9 +80,9 @@ def test_ace_train_publishes_new_versions(tmp_path):
 
 
 def test_ace_train_help_shows_its_defaults():
-    from matbrain.potentials.ace.config import AceTrainingConfig
-
     import typer
+
+    from matbrain.potentials.ace.config import AceTrainingConfig
 
     assert invoke("ace", "train", "--help").exit_code == 0
     train = typer.main.get_command(app).commands["ace"].commands["train"]  # type: ignore[attr-defined]

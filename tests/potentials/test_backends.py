@@ -99,12 +99,13 @@ def test_linear_ace_learns_forces(linear_ace_run):
 def _calc(name, request):  # type: ignore[no-untyped-def]
     if name == "mace":
         return request.getfixturevalue("trained_calc")
-    if name == "chgnet-finetuned":
-        return load_potential(request.getfixturevalue("chgnet_finetuned").model_path).calc
+    if name.endswith("-finetuned"):
+        run = request.getfixturevalue(name.replace("-", "_"))
+        return load_potential(run.model_path).calc
     return load_potential(request.getfixturevalue(name).model_path).calc
 
 
-BACKENDS = ["linear_ace_run", "pacemaker_run", "mace", "chgnet-finetuned"]
+BACKENDS = ["linear_ace_run", "pacemaker_run", "mace", "chgnet-finetuned", "sevennet-finetuned"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -112,7 +113,9 @@ def test_forces_are_minus_the_energy_gradient(backend, request):
     atoms = bulk("Cu", "fcc", a=3.62, cubic=True).repeat((2, 1, 1))
     atoms.rattle(0.1, seed=5)
     calc = _calc(backend, request)
-    if "chgnet" in backend:  # float32: a larger step keeps round-off below the tolerance
+    if (
+        "finetuned" in backend
+    ):  # CHGNet and SevenNet compute in float32: a larger step keeps round-off below the tolerance
         assert force_fd_error(atoms, calc, d=1e-2) < 1e-2
     else:
         assert force_fd_error(atoms, calc, d=1e-3) < 1e-4
@@ -130,7 +133,7 @@ def test_stress_is_the_strain_derivative(backend, request):
 def test_energy_is_invariant_under_rigid_motion(backend, request):
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((1, 2, 1))
     atoms.rattle(0.1, seed=1)
-    tolerance = 1e-4 if "chgnet" in backend else 1e-8
+    tolerance = 1e-4 if "finetuned" in backend else 1e-8
     assert rigid_motion_energy_change(atoms, _calc(backend, request)) < tolerance * len(atoms)
 
 
@@ -141,27 +144,40 @@ def test_short_nve_run_conserves_total_energy(backend, request):
     assert drift < 2e-3, f"{backend}: total energy drifted {drift * 1000:.2f} meV/atom"
 
 
-@pytest.fixture(scope="module")
-def chgnet_finetuned(tmp_path_factory):
-    """CHGNet fine-tuned with its own Trainer on 10 small Si structures (3 epochs)."""
+def _finetune(tmp_path_factory, base: str, epochs: int):  # type: ignore[no-untyped-def]
+    """``base`` fine-tuned with its own trainer on the 12 smallest Si structures."""
     from matbrain.potentials.config import resolve_finetune_config
     from matbrain.potentials.pipeline import train_potential
 
-    root = tmp_path_factory.mktemp("chgnet")
+    root = tmp_path_factory.mktemp(base)
     frames = sorted(ase.io.read(MLEARN / "mlearn_Si_train.extxyz.gz", ":"), key=len)[:12]
     ase.io.write(root / "si.extxyz", frames, format="extxyz")
     cfg = resolve_finetune_config(overrides={
-        "data": str(root / "si.extxyz"), "base_model": "chgnet", "epochs": 3, "batch_size": 4,
+        "data": str(root / "si.extxyz"), "base_model": base, "epochs": epochs, "batch_size": 4,
         "valid_fraction": 0.2, "output_root": str(root)})  # fmt: skip
     return train_potential(cfg, progress=False)
 
 
-def test_finetuned_chgnet_beats_the_untouched_one_on_held_out_structures(chgnet_finetuned):
+@pytest.fixture(scope="module")
+def chgnet_finetuned(tmp_path_factory):
+    return _finetune(tmp_path_factory, "chgnet", epochs=3)
+
+
+@pytest.fixture(scope="module")
+def sevennet_finetuned(tmp_path_factory):
+    return _finetune(tmp_path_factory, "sevennet", epochs=4)
+
+
+@pytest.mark.parametrize("base", ["chgnet", "sevennet"])
+def test_finetuned_universal_potential_beats_the_untouched_one_on_held_out_structures(
+    base, request
+):
+    run = request.getfixturevalue(f"{base}_finetuned")
     held_out = sorted(read_labelled(MLEARN / "mlearn_Si_test.extxyz.gz"), key=len)[:10]
-    untouched = error_metrics(predict(load_potential("chgnet").calc, held_out))
-    tuned = error_metrics(predict(load_potential(chgnet_finetuned.model_path).calc, held_out))
+    untouched = error_metrics(predict(load_potential(base).calc, held_out))
+    tuned = error_metrics(predict(load_potential(run.model_path).calc, held_out))
     assert tuned["forces_eV_per_A"]["mae"] < untouched["forces_eV_per_A"]["mae"]
     assert tuned["energy_meV_per_atom"]["mae"] < untouched["energy_meV_per_atom"]["mae"]
-    run = chgnet_finetuned.run_dir
-    assert run.parent.name == "chgnet-finetune" and (run / "chgnet.pth.tar").exists()
-    assert (run / "plots" / "learning_curves.png").exists()
+    assert run.run_dir.parent.name == f"{base}-finetune"
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    assert summary["algorithm"] == base and summary["engine"] in ("chgnet", "sevenn")

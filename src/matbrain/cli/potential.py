@@ -190,7 +190,7 @@ def train_cmd(
 @potential_app.command("finetune")
 def finetune_cmd(
     data: Annotated[str | None, typer.Option(help="small labelled set: extxyz file/folder or ASE db")] = None,
-    base_model: Annotated[str, typer.Option(help="chgnet (offline, CHGNet's own trainer), MACE-MP-0[:small|medium|large] (online) or a local MACE .model / run folder")] = "MACE-MP-0:small",
+    base_model: Annotated[str, typer.Option(help="chgnet or sevennet (offline, their own trainers), MACE-MP-0[:small|medium|large] (online) or a local MACE .model / run folder")] = "MACE-MP-0:small",
     elements: Annotated[list[str] | None, typer.Option(help="keep only structures of these elements")] = None,
     with_stress: Annotated[bool, typer.Option("--with-stress", help="fit stress too")] = False,
     energy_key: EnergyKey = None,
@@ -199,7 +199,7 @@ def finetune_cmd(
     config: Annotated[Path | None, typer.Option(help="YAML of config keys")] = None,
     epochs: Annotated[int | None, typer.Option(help="default 50")] = None,
     batch_size: Annotated[int | None, typer.Option(help="default 4")] = None,
-    lr: Annotated[float | None, typer.Option(help="default: MACE 0.01, CHGNet 1e-3")] = None,
+    lr: Annotated[float | None, typer.Option(help="default: MACE 0.01, CHGNet 1e-3, SevenNet 3e-4")] = None,
     energy_weight: Annotated[float | None, typer.Option(help="default 1")] = None,
     forces_weight: Annotated[float | None, typer.Option(help="default 100")] = None,
     dtype: Dtype = None,
@@ -209,9 +209,9 @@ def finetune_cmd(
     resume: Resume = False,
     quiet: Quiet = False,
 ) -> None:  # fmt: skip
-    """Fine-tune a universal potential (CHGNet offline, MACE-MP-0, any MACE model) on a few dozen DFT structures.
+    """Fine-tune a universal potential (CHGNet, SevenNet-0 offline; MACE-MP-0, any MACE model) on a few dozen DFT structures.
 
-    Each engine's own trainer runs (mace-torch's run_train, chgnet's Trainer). MACE's E0s come
+    Each engine's own trainer runs (mace-torch's run_train, chgnet's Trainer, sevenn). MACE's E0s come
     from the base model; CHGNet trains its per-element composition model, so energies move into
     the frame of your DFT. Tiny sets keep at least one validation structure and the batch never
     exceeds the training set.

@@ -102,6 +102,17 @@ def _chgnet_file(path: str, device: str, dtype: str) -> LoadedPotential:
     return LoadedPotential(calc, "chgnet", str(path), _version("chgnet"))
 
 
+def _sevennet_file(path: str, device: str, dtype: str) -> LoadedPotential:
+    """A fine-tuned SevenNet checkpoint (``sevennet.pth`` of a run folder)."""
+    from matbrain.models.e3nn_import import import_e3nn
+
+    import_e3nn()
+    from sevenn.calculator import SevenNetCalculator
+
+    calc = SevenNetCalculator(path, device=pick_device(device))
+    return LoadedPotential(calc, "sevennet", str(path), _version("sevenn"))
+
+
 def _sevennet(spec: str, device: str, dtype: str) -> LoadedPotential:
     from matbrain.models.e3nn_import import import_e3nn
 
@@ -133,6 +144,7 @@ FILE_SUFFIXES: dict[str, Callable[[str, str, str], LoadedPotential]] = {
     ".model": _mace_file,
     ".yace": _ace_file,
     ".pth.tar": _chgnet_file,
+    ".pth": _sevennet_file,  # a SevenNet checkpoint (after .pth.tar, which is CHGNet)
 }
 
 

@@ -119,7 +119,7 @@ class MaceFinetuneConfig(_Base):
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(4, ge=1)
     lr: float | None = Field(
-        None, gt=0, description="None: the engine's default (MACE 0.01, CHGNet 1e-3)"
+        None, gt=0, description="None: the engine's default (MACE 0.01, CHGNet 1e-3, SevenNet 3e-4)"
     )
     ema: bool = True
 
