@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -151,7 +151,7 @@ def _cp2k(atoms: Atoms, s: Cp2kSettings, workdir: Path) -> Calculator:
         command=s.command,
         directory=str(workdir),
         xc=s.xc,
-        cutoff=s.cutoff_Ry * 13.605693,  # ASE takes eV
+        cutoff=s.cutoff_Ry * units.Rydberg,  # ASE takes eV
         basis_set=s.basis_set,
         pseudo_potential=s.pseudo_potential,
         max_scf=s.max_scf_iterations,

@@ -19,6 +19,7 @@ from ase.calculators.calculator import Calculator
 log = logging.getLogger(__name__)
 
 MACE_MP_SIZES = ("small", "medium", "large")
+MACE_MP_DEFAULT_SIZE = "medium"  # what `MACE-MP-0` without a size means, everywhere
 
 
 @dataclass
@@ -77,7 +78,7 @@ def resolve_mace_mp(size: str) -> str:
 
 
 def _mace_mp(spec: str, device: str, dtype: str) -> LoadedPotential:
-    size = spec.split(":", 1)[1] if ":" in spec else "medium"
+    size = spec.split(":", 1)[1] if ":" in spec else MACE_MP_DEFAULT_SIZE
     loaded = _mace_file(resolve_mace_mp(size), device, dtype)
     loaded.model = f"MACE-MP-0:{size}"
     return loaded

@@ -26,7 +26,12 @@ from ase import Atoms
 
 from matbrain import __version__
 from matbrain.potentials.backends import backend_name, fit_backend, run_group
-from matbrain.potentials.calculators import load_potential, pick_device, resolve_mace_mp
+from matbrain.potentials.calculators import (
+    MACE_MP_DEFAULT_SIZE,
+    load_potential,
+    pick_device,
+    resolve_mace_mp,
+)
 from matbrain.potentials.config import AceTrainConfig, MaceFinetuneConfig, MaceTrainConfig
 from matbrain.potentials.data import (
     LabelCounts,
@@ -166,7 +171,7 @@ def foundation_e0s(model_path: str) -> dict[str, float]:
 def resolve_base_model(spec: str) -> str:
     """A local file for ``MACE-MP-0[:size]`` (downloaded by mace-torch) or a given ``.model`` path."""
     if spec.lower().startswith("mace-mp-0"):
-        size = spec.split(":", 1)[1] if ":" in spec else "small"
+        size = spec.split(":", 1)[1] if ":" in spec else MACE_MP_DEFAULT_SIZE
         return resolve_mace_mp(size)
     path = Path(spec)
     if path.is_dir():
