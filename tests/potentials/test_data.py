@@ -195,4 +195,4 @@ def test_mlearn_stress_has_the_ase_sign():
         pressure_emt = -np.trace(work.get_stress(voigt=False)) / 3 / GPa
         assert np.sign(pressure_emt) == np.sign(pressure_dft)
         checked += 1
-    assert checked >= 20
+    assert checked >= 15  # of the 40 frames in tests/data (strained cells, slabs, AIMD)

@@ -35,6 +35,7 @@ from matbrain.active.selection import (
     select,
 )
 from matbrain.active.store import LabelStore
+from matbrain.common.files import atomic_write_text
 from matbrain.potentials.ace.config import AceTrainingConfig
 from matbrain.potentials.ace.pacemaker_log import Point
 from matbrain.potentials.ace.versions import PotentialVersion, version_paths
@@ -179,9 +180,7 @@ class LoopState:
     def mark(self, step: str, **extra: Any) -> None:
         self.data["done"].append(step)
         self.data.update(extra)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2))
-        tmp.replace(self.path)
+        atomic_write_text(self.path, json.dumps(self.data, indent=2))
 
 
 def _gen(g: int) -> str:

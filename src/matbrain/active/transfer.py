@@ -8,6 +8,7 @@ from pathlib import Path
 from ase import Atoms
 
 from matbrain.active.store import Labels, LabelStore
+from matbrain.common.files import atomic_path
 
 
 @dataclass
@@ -71,8 +72,6 @@ def export_extxyz(store: LabelStore, path: Path, generations: list[int] | None =
     import ase.io
 
     frames = store.completed(generations)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    ase.io.write(tmp, frames, format="extxyz")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        ase.io.write(tmp, frames, format="extxyz")
     return len(frames)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from matbrain.common.files import atomic_path
 from matbrain.data.dataset import CrystalDataset
 from matbrain.data.graphs import (
     GRAPH_FORMAT_VERSION,
@@ -82,13 +83,12 @@ class GraphSet:
         for name in _ARRAYS:
             parts = [getattr(self.graphs[i], name) for i in ids]
             arrays[name] = np.concatenate(parts) if parts else np.zeros(0)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
         meta = json.dumps(
             {"ids": ids, "skipped": self.skipped, "config": self.config.to_dict(), "key": self.key}
         )
-        np.savez(tmp, meta=np.array(meta), **{f"count_{k}": v for k, v in counts.items()}, **arrays)
-        os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
+        with atomic_path(path) as tmp:  # a crash never leaves a half-written cache
+            np.savez(tmp, meta=np.array(meta), **{f"count_{k}": v for k, v in counts.items()},
+                     **arrays)  # fmt: skip
 
     @classmethod
     def load(cls, path: Path) -> GraphSet:

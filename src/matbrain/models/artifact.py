@@ -9,7 +9,6 @@ for humans and other tools.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 
 from matbrain import __version__
+from matbrain.common.files import atomic_path
 from matbrain.data.graphs import GraphConfig
 from matbrain.models.base import PropertyModel
 from matbrain.models.registry import get_model_class
@@ -58,9 +58,8 @@ def save_artifact(
         **(extra or {}),
     }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    torch.save({**metadata, "state_dict": state}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({**metadata, "state_dict": state}, tmp)
     path.with_name("model.json").write_text(json.dumps(metadata, indent=2))
 
 

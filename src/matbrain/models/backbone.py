@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -44,6 +43,7 @@ from ase import Atoms
 from torch import nn
 from tqdm.auto import tqdm
 
+from matbrain.common.files import atomic_path
 from matbrain.data.batching import tensors_to
 from matbrain.data.cache import cache_root
 from matbrain.data.graphs import GraphConfig
@@ -365,16 +365,14 @@ def dataset_features(
 
 def _write_feature_cache(path: Path, cached: dict[str, BackboneInput]) -> None:
     keys = list(cached)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(
-        tmp,
-        keys=np.array(keys),
-        features=np.stack([cached[k].features for k in keys]),
-        energy=np.array([cached[k].energy_per_atom for k in keys]),
-        composition=np.stack([cached[k].composition for k in keys]),
-    )
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
+    with atomic_path(path) as tmp:  # a crash never leaves a half-written cache
+        np.savez(
+            tmp,
+            keys=np.array(keys),
+            features=np.stack([cached[k].features for k in keys]),
+            energy=np.array([cached[k].energy_per_atom for k in keys]),
+            composition=np.stack([cached[k].composition for k in keys]),
+        )
 
 
 # ------------------------------------------------------------------ the model

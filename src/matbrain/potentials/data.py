@@ -19,6 +19,8 @@ from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 from ase.units import GPa
 
+from matbrain.common.files import atomic_path
+
 log = logging.getLogger(__name__)
 
 ENERGY_KEY = "REF_energy"
@@ -358,7 +360,5 @@ def fit_e0s(frames: list[Atoms], isolated: list[Atoms] | None = None) -> dict[st
 def write_extxyz(frames: list[Atoms], path: Path) -> None:
     import ase.io
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    ase.io.write(tmp, frames, format="extxyz")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        ase.io.write(tmp, frames, format="extxyz")

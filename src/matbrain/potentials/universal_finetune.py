@@ -22,6 +22,7 @@ import numpy as np
 from ase import Atoms
 from ase.units import GPa
 
+from matbrain.common.files import atomic_path
 from matbrain.potentials.backends import BackendFit, Say, engine_version
 from matbrain.potentials.config import MaceFinetuneConfig
 from matbrain.potentials.data import ENERGY_KEY, STRESS_KEY, energy_and_forces
@@ -107,9 +108,8 @@ def finetune_chgnet(
                       train_composition_model=True)  # fmt: skip
     best = trainer.best_model or trainer.model
     model_path = run_dir / CHGNET_FILE
-    tmp = model_path.with_name(model_path.name + ".tmp")
-    torch.save({"model": best.as_dict()}, tmp)
-    tmp.replace(model_path)
+    with atomic_path(model_path) as tmp:
+        torch.save({"model": best.as_dict()}, tmp)
     history: list[dict[str, Any]] = []
     hist = trainer.training_history
     for epoch, (e_val, f_val) in enumerate(zip(hist["e"]["val"], hist["f"]["val"], strict=True)):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ import torch
 from torch.optim.swa_utils import SWALR, AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from matbrain.common.files import atomic_path
 from matbrain.data.graphs import CrystalGraph
 from matbrain.data.splits import TRAIN, VAL, Split
 from matbrain.models.base import PropertyModel
@@ -363,9 +363,8 @@ class Trainer:
             "config_hash": self.config.config_hash(),
         }
         path = self.run_dir / "checkpoint.pt"
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # atomic: Ctrl-C during the write keeps the previous checkpoint
+        with atomic_path(path) as tmp:  # Ctrl-C during the write keeps the previous checkpoint
+            torch.save(state, tmp)
         (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1))
 
     def load_checkpoint(self) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ase import Atoms
 
+from matbrain.common.files import atomic_path
 from matbrain.potentials.ace.config import AceTrainingConfig, write_input_yaml
 from matbrain.potentials.ace.dataset import split_records, write_pacemaker_dataset
 from matbrain.potentials.ace.early_stopping import EarlyStopping
@@ -108,9 +109,8 @@ def _keep_interim(workdir: Path) -> bool:
     interim = sorted(workdir.glob("interim_potential_[0-9]*.yaml"), key=lambda p: p.stat().st_mtime)
     if not interim:
         return False
-    tmp = workdir / (BEST_INTERIM + ".tmp")
-    shutil.copyfile(interim[-1], tmp)
-    tmp.replace(workdir / BEST_INTERIM)
+    with atomic_path(workdir / BEST_INTERIM) as tmp:
+        shutil.copyfile(interim[-1], tmp)
     return True
 
 

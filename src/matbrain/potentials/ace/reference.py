@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from matbrain.common.files import atomic_write_text
+
 _ELEMENTS = re.compile(r"^elements:\s*\[(.*)\]\s*$", re.MULTILINE)
 _E0 = re.compile(r"^E0:\s*\[(.*)\]\s*$", re.MULTILINE)
 
@@ -30,9 +32,7 @@ def set_yace_reference_energies(yace: Path, e0s: dict[str, float]) -> None:
     if missing:
         raise ValueError(f"{yace}: no reference energy for {', '.join(missing)}")
     values = ", ".join(repr(float(e0s[e])) for e in elements)
-    tmp = yace.with_name(yace.name + ".tmp")
-    tmp.write_text(_E0.sub(f"E0: [{values}]", text, count=1))
-    tmp.replace(yace)
+    atomic_write_text(yace, _E0.sub(f"E0: [{values}]", text, count=1))
 
 
 def yace_reference_energies(yace: Path) -> dict[str, float]:

@@ -1,0 +1,1 @@
+"""The shared bottom layer: what every pillar (properties, potentials, active learning) needs."""
