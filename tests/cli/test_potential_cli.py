@@ -90,7 +90,7 @@ def test_unknown_level_and_algorithm(tmp_path):
     result = invoke("potential", "train", "--data", "x.xyz", "--level", "huge")
     assert result.exit_code == 2 and "smoke, lite, std, pro, max, competition" in result.output
     result = invoke("potential", "train", "--data", "x.xyz", "--algorithm", "nequip")
-    assert result.exit_code == 2 and "valid: mace" in result.output
+    assert result.exit_code == 2 and "valid: ace, mace" in result.output
 
 
 def test_competition_profile_and_overrides():

@@ -146,9 +146,9 @@ Examples:
 @app.command("train", help=TRAIN_HELP)
 def train_cmd(
     algorithm: Annotated[
-        str, typer.Option(help="e3nn | cgcnn | chgnet | sevennet | mace")
-    ] = "e3nn",
-    level: Annotated[str, typer.Option(help="smoke | lite | std | pro | max")] = "smoke",
+        str | None, typer.Option(help="e3nn | cgcnn | chgnet | sevennet | mace (default e3nn)")
+    ] = None,
+    level: Annotated[str | None, typer.Option(help="smoke | lite | std | pro | max (default smoke)")] = None,
     competition: Annotated[
         bool, typer.Option("--competition", help="the specialist competition profile")
     ] = False,
@@ -274,7 +274,9 @@ def train_cmd(
             "output_root": output_root,
             "device": device,
         }
-        cfg = resolve_config(algorithm, "competition" if competition else level, config, overrides)
+        overrides["algorithm"] = algorithm
+        overrides["level"] = "competition" if competition else level
+        cfg = resolve_config("e3nn", "smoke", config, overrides)
         run_dir = None
         if resume_run is not None or resume:
             run_dir = resume_run or latest_unfinished_run(Path(cfg.output_root), cfg.run_group())

@@ -56,13 +56,19 @@ Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
 
 
 def _data_options(
-    data: str | None, resume: bool, elements: list[str] | None, with_forces: bool, with_stress: bool,
+    data: str | None, resume: bool, config: Path | None, elements: list[str] | None,
+    with_forces: bool | None, with_stress: bool | None,
     energy_key: str | None, forces_key: str | None, stress_key: str | None,
 ) -> dict[str, object]:  # fmt: skip
-    if data is None and not resume:
-        raise ValueError("--data is required (except with --resume, which reuses the run's data)")
+    """The data flags as overrides (``None``: not given, the YAML or the default decides)."""
+    from matbrain.common.layering import read_config_yaml
+
+    if data is None and not resume and "data" not in read_config_yaml(config):
+        raise ValueError(
+            "--data is required (or a `data:` key in --config; --resume reuses the run's data)"
+        )
     return {
-        "data": data or "",
+        "data": "" if data is None and resume else data,
         "elements": split_names(elements),
         "with_forces": with_forces,
         "with_stress": with_stress,
@@ -108,7 +114,7 @@ def _run(cfg, resume: bool, prepare: bool, quiet: bool) -> None:  # type: ignore
 def train_cmd(
     data: Annotated[str | None, typer.Option(help="extxyz file/folder, ASE db, or jarvis/dft_3d")] = None,
     algorithm: Annotated[str, typer.Option(help="ace | mace (fine-tuning of chgnet, sevennet: potential finetune)")] = "mace",
-    level: Annotated[str, typer.Option(help="smoke | lite | std | pro | max")] = "smoke",
+    level: Annotated[str | None, typer.Option(help="smoke | lite | std | pro | max (default smoke)")] = None,
     solver: Annotated[str | None, typer.Option(help="ACE: linear (default) | pacemaker | linear+pacemaker")] = None,
     functions: Annotated[int | None, typer.Option(help="ACE: basis functions per element")] = None,
     cutoff: Annotated[float | None, typer.Option(help="ACE: radial cutoff (Å)")] = None,
@@ -120,8 +126,8 @@ def train_cmd(
     competition: Annotated[bool, typer.Option("--competition", help="the competition profile")] = False,
     prepare_data: Annotated[bool, typer.Option("--prepare-data", help="convert DATA into MACE's split training files")] = False,
     elements: Annotated[list[str] | None, typer.Option(help="keep only structures of these elements, e.g. Bi,Se,Te")] = None,
-    with_forces: Annotated[bool, typer.Option("--with-forces", help="fit forces (the data must have them)")] = False,
-    with_stress: Annotated[bool, typer.Option("--with-stress", help="fit stress (the data must have it)")] = False,
+    with_forces: Annotated[bool | None, typer.Option("--with-forces/--without-forces", help="fit forces (the data must have them; default: fit them)")] = None,
+    with_stress: Annotated[bool | None, typer.Option("--with-stress/--without-stress", help="fit stress (the data must have it; default: no)")] = None,
     energy_key: EnergyKey = None,
     forces_key: ForcesKey = None,
     stress_key: StressKey = None,
@@ -147,10 +153,9 @@ def train_cmd(
                 "sevennet or a MACE model with: matbrain potential finetune --base-model ...)"
             )
         overrides = {
-            **_data_options(
-                data, resume, elements, with_forces, with_stress, energy_key, forces_key, stress_key
-            ),
-            "level": "competition" if competition else None,
+            **_data_options(data, resume, config, elements, with_forces, with_stress,
+                            energy_key, forces_key, stress_key),  # fmt: skip
+            "level": "competition" if competition else level,
             "max_structures": max_structures,
             "epochs": epochs,
             "lr": lr,
@@ -190,9 +195,9 @@ def train_cmd(
 @potential_app.command("finetune")
 def finetune_cmd(
     data: Annotated[str | None, typer.Option(help="small labelled set: extxyz file/folder or ASE db")] = None,
-    base_model: Annotated[str, typer.Option(help="chgnet or sevennet (offline, their own trainers), MACE-MP-0[:small|medium|large] (online) or a local MACE .model / run folder")] = "MACE-MP-0:small",
+    base_model: Annotated[str | None, typer.Option(help="chgnet or sevennet (offline, their own trainers), MACE-MP-0[:small|medium|large] (online) or a local MACE .model / run folder (default MACE-MP-0:small)")] = None,
     elements: Annotated[list[str] | None, typer.Option(help="keep only structures of these elements")] = None,
-    with_stress: Annotated[bool, typer.Option("--with-stress", help="fit stress too")] = False,
+    with_stress: Annotated[bool | None, typer.Option("--with-stress/--without-stress", help="fit stress too (default: no)")] = None,
     energy_key: EnergyKey = None,
     forces_key: ForcesKey = None,
     stress_key: StressKey = None,
@@ -222,9 +227,8 @@ def finetune_cmd(
 
     try:
         overrides = {
-            **_data_options(
-                data, resume, elements, True, with_stress, energy_key, forces_key, stress_key
-            ),
+            **_data_options(data, resume, config, elements, None, with_stress,
+                            energy_key, forces_key, stress_key),  # fmt: skip
             "base_model": base_model,
             "epochs": epochs,
             "batch_size": batch_size,

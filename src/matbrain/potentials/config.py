@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from matbrain.common.layering import given, layer, pick, read_config_yaml
 from matbrain.potentials.data import parse_elements
 from matbrain.potentials.levels import ace_level, mace_level
 
@@ -128,43 +129,26 @@ class MaceFinetuneConfig(_Base):
         return cls(**yaml.safe_load(path.read_text()))
 
 
-def _layer(layers: list[dict[str, Any]]) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged.update({k: v for k, v in layer.items() if v is not None})
-    return merged
-
-
-def _user_yaml(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    if not path.exists():
-        raise FileNotFoundError(f"config file not found: {path}")
-    loaded = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a mapping of config keys")
-    return loaded
-
-
 def resolve_mace_config(
-    level: str, yaml_path: Path | None = None, overrides: dict[str, Any] | None = None
+    level: str | None = None, yaml_path: Path | None = None, overrides: dict[str, Any] | None = None
 ) -> MaceTrainConfig:
-    """Defaults < level preset < user YAML < flags (``None`` flags are not set)."""
-    user = _user_yaml(yaml_path)
-    level = (overrides or {}).get("level") or user.get("level") or level
-    return MaceTrainConfig(**_layer([mace_level(level), {"level": level}, user, overrides or {}]))
+    """Defaults < level preset < user YAML < flags (``None`` flags are not set); the level is
+    ``overrides["level"]`` over the YAML's over ``level`` over smoke."""
+    user, flags = read_config_yaml(yaml_path), given(overrides)
+    level = pick("level", flags, user, level or "smoke")
+    return MaceTrainConfig(**layer(mace_level(level), user, flags, {"level": level}))
 
 
 def resolve_ace_config(
-    level: str, yaml_path: Path | None = None, overrides: dict[str, Any] | None = None
+    level: str | None = None, yaml_path: Path | None = None, overrides: dict[str, Any] | None = None
 ) -> AceTrainConfig:
-    """Defaults < level preset < user YAML < flags (``None`` flags are not set)."""
-    user = _user_yaml(yaml_path)
-    level = (overrides or {}).get("level") or user.get("level") or level
-    return AceTrainConfig(**_layer([ace_level(level), {"level": level}, user, overrides or {}]))
+    """Defaults < level preset < user YAML < flags, as :func:`resolve_mace_config`."""
+    user, flags = read_config_yaml(yaml_path), given(overrides)
+    level = pick("level", flags, user, level or "smoke")
+    return AceTrainConfig(**layer(ace_level(level), user, flags, {"level": level}))
 
 
 def resolve_finetune_config(
     yaml_path: Path | None = None, overrides: dict[str, Any] | None = None
 ) -> MaceFinetuneConfig:
-    return MaceFinetuneConfig(**_layer([_user_yaml(yaml_path), overrides or {}]))
+    return MaceFinetuneConfig(**layer(read_config_yaml(yaml_path), overrides))

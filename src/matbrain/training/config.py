@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from matbrain.common.layering import given, pick, read_config_yaml
 from matbrain.data.graphs import GraphConfig
 from matbrain.properties import Property, custom_property, resolve_properties
 from matbrain.training.levels import level_preset, specialist_preset
@@ -156,18 +157,11 @@ def resolve_config(
 
     One property selects the specialist table of the level, several the multi-task table.
     """
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    user: dict[str, Any] = {}
-    if yaml_path is not None:
-        path = Path(yaml_path)
-        if not path.exists():
-            raise FileNotFoundError(f"config file not found: {path}")
-        user = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(user, dict):
-            raise ValueError(f"{path}: expected a mapping of config keys")
+    overrides = given(overrides)
+    user = read_config_yaml(yaml_path)
     # the level and properties that decide the preset layer: flags over YAML over arguments
-    algorithm = overrides.get("algorithm", user.get("algorithm", algorithm))
-    level = overrides.get("level", user.get("level", level))
+    algorithm = pick("algorithm", overrides, user, algorithm)
+    level = pick("level", overrides, user, level)
     properties = overrides.get("properties", user.get("properties"))
     values: dict[str, Any] = {"algorithm": algorithm, "level": level}
     values.update(_preset(algorithm, level, properties))
