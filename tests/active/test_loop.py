@@ -13,7 +13,8 @@ from matbrain.active.loop import ActiveLearningLoop, load_loop_config
 from matbrain.active.store import LabelStore
 from matbrain.potentials.ace.fit import pacemaker_executable
 
-pytestmark = pytest.mark.skipif(
+# per test: the config tests need no pacemaker
+needs_pacemaker = pytest.mark.skipif(
     pacemaker_executable() is None, reason="pacemaker (python-ace) is not installed"
 )
 
@@ -43,6 +44,22 @@ def test_config_errors_are_clear(tmp_path):
         load_loop_config(tmp_path / "al.yaml")
 
 
+def test_resume_refuses_a_changed_config(tmp_path):
+    raw = _config(tmp_path, 1)
+    (tmp_path / "al.yaml").write_text(yaml.safe_dump(raw))
+    ActiveLearningLoop(load_loop_config(tmp_path / "al.yaml"), echo=lambda _: None)
+    raw["generations"] = 3  # more generations continue the loop
+    (tmp_path / "al.yaml").write_text(yaml.safe_dump(raw))
+    ActiveLearningLoop(load_loop_config(tmp_path / "al.yaml"), echo=lambda _: None)
+    raw["ace"]["max_iter"] = 99
+    (tmp_path / "al.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=r"changed: ace.max_iter: 10 -> 99"):
+        ActiveLearningLoop(load_loop_config(tmp_path / "al.yaml"), echo=lambda _: None)
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["ace"]["max_iter"] == 10 and saved["generations"] == 3
+
+
+@needs_pacemaker
 def test_two_generation_loop_resumes_after_interruption(tmp_path):
     (tmp_path / "al.yaml").write_text(yaml.safe_dump(_config(tmp_path, 2)))
     cfg = load_loop_config(tmp_path / "al.yaml")
@@ -113,6 +130,7 @@ def test_two_generation_loop_resumes_after_interruption(tmp_path):
     assert final[0].startswith("this loop has stopped: converged")
 
 
+@needs_pacemaker
 def test_mace_committee_scores_and_drives_md(tmp_path, trained_run):
     """A MACE committee fine-tuned from a local base model: MD with member 0, committee spread."""
     raw = _config(tmp_path, 1)
@@ -135,6 +153,7 @@ def test_mace_committee_scores_and_drives_md(tmp_path, trained_run):
     assert members == ["member_0", "member_1"]
 
 
+@needs_pacemaker
 def test_generation_table_has_one_format_per_column(tmp_path):
     from matbrain.active.loop import write_table
 

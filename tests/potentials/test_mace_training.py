@@ -49,6 +49,12 @@ def test_resume_continues_from_mace_checkpoint(cu_xyz, tmp_path):
     assert "Loading checkpoint" in log
     history = json.loads((first.run_dir / "history.json").read_text())
     assert [h["epoch"] for h in history if "train_loss" in h] == [0, 1, 2, 3]
+    # more epochs may continue a run; any other change is refused, naming the key
+    (first.run_dir / "summary.json").unlink()
+    changed = resolve_mace_config("smoke", overrides={**base, "epochs": 4, "lr": 0.5})
+    with pytest.raises(ValueError, match=r"changed: lr: 0\.001 -> 0\.5"):
+        train_potential(changed, run_dir=first.run_dir, progress=False)
+    assert "lr: 0.001" in (first.run_dir / "config.yaml").read_text()  # not overwritten
 
 
 def test_training_without_prepare_needs_a_prepared_folder(cu_xyz, tmp_path):

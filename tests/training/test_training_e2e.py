@@ -120,5 +120,5 @@ def test_resume_refuses_a_different_config(tmp_path):
     other = resolve_config(
         "cgcnn", "smoke", overrides={**TINY, "epochs": 2, "output_root": str(tmp_path)}
     )
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(ValueError, match="changed: epochs: 1 -> 2"):
         run_training(other, run_dir=run, progress=False)

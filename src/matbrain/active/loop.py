@@ -36,6 +36,7 @@ from matbrain.active.selection import (
 )
 from matbrain.active.store import LabelStore
 from matbrain.common.files import atomic_write_text
+from matbrain.common.resume import refuse_changed_config
 from matbrain.potentials.ace.config import AceTrainingConfig
 from matbrain.potentials.ace.pacemaker_log import Point
 from matbrain.potentials.ace.versions import PotentialVersion, version_paths
@@ -202,9 +203,11 @@ class ActiveLearningLoop:
         self.echo = echo
         self.on_point = on_point
         self.store = LabelStore(cfg.db)
-        (self.work / "config.yaml").write_text(
-            yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False)
-        )
+        current = json.loads(cfg.model_dump_json())
+        # a larger `generations` continues the loop; any other change needs a new workdir
+        refuse_changed_config(self.work / "config.yaml", current, f"the loop in {self.work}",
+                              may_change=("generations",))  # fmt: skip
+        (self.work / "config.yaml").write_text(yaml.safe_dump(current, sort_keys=False))
 
     # ------------------------------------------------------------------------------ steps
     def _step(self, name: str, action: Callable[[], dict[str, Any] | None]) -> None:

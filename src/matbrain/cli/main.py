@@ -148,7 +148,9 @@ def train_cmd(
     algorithm: Annotated[
         str | None, typer.Option(help="e3nn | cgcnn | chgnet | sevennet | mace (default e3nn)")
     ] = None,
-    level: Annotated[str | None, typer.Option(help="smoke | lite | std | pro | max (default smoke)")] = None,
+    level: Annotated[
+        str | None, typer.Option(help="smoke | lite | std | pro | max (default smoke)")
+    ] = None,
     competition: Annotated[
         bool, typer.Option("--competition", help="the specialist competition profile")
     ] = False,

@@ -78,12 +78,15 @@ def _data_options(
     }
 
 
-def _run(cfg, resume: bool, prepare: bool, quiet: bool) -> None:  # type: ignore[no-untyped-def]
+def _run(cfg, resume: bool, prepare: bool, quiet: bool, given: dict | None = None) -> None:  # type: ignore[no-untyped-def]
+    from matbrain.common.layering import given as only_given
+    from matbrain.common.resume import refuse_changed_config
     from matbrain.potentials.ace.fit import PacemakerFailed
     from matbrain.potentials.backends import run_group
     from matbrain.potentials.mace_runner import MaceFailed
     from matbrain.potentials.pipeline import latest_unfinished_potential_run, train_potential
 
+    given = only_given(given)
     try:
         run_dir = None
         if resume:
@@ -92,7 +95,14 @@ def _run(cfg, resume: bool, prepare: bool, quiet: bool) -> None:  # type: ignore
                 raise FileNotFoundError(
                     f"no unfinished {run_group(cfg)} run under {cfg.output_root}/ to resume"
                 )
-            cfg = type(cfg).from_yaml(run_dir / "config.yaml")
+            saved = type(cfg).from_yaml(run_dir / "config.yaml")
+            # the flags given with --resume must agree with the run's config
+            flags = {k: v for k, v in given.items() if k != "data" or v}
+            refuse_changed_config(run_dir / "config.yaml", {**saved.model_dump(), **flags},
+                                  f"run {run_dir}", may_change=("epochs",))  # fmt: skip
+            cfg = (
+                saved.model_copy(update={"epochs": flags["epochs"]}) if "epochs" in flags else saved
+            )
             console.print(f"resuming {run_dir}")
         result = train_potential(
             cfg,
@@ -153,8 +163,17 @@ def train_cmd(
                 "sevennet or a MACE model with: matbrain potential finetune --base-model ...)"
             )
         overrides = {
-            **_data_options(data, resume, config, elements, with_forces, with_stress,
-                            energy_key, forces_key, stress_key),  # fmt: skip
+            **_data_options(
+                data,
+                resume,
+                config,
+                elements,
+                with_forces,
+                with_stress,
+                energy_key,
+                forces_key,
+                stress_key,
+            ),  # fmt: skip
             "level": "competition" if competition else level,
             "max_structures": max_structures,
             "epochs": epochs,
@@ -176,7 +195,8 @@ def train_cmd(
                         f"{flag} is a MACE option; ACE takes --functions, --cutoff, --solver"
                     )
             ace = {"solver": solver, "functions_per_element": functions, "cutoff_A": cutoff}
-            cfg = resolve_ace_config(level, config, {**overrides, **ace})
+            overrides = {**overrides, **ace}
+            cfg = resolve_ace_config(level, config, overrides)
         else:
             for flag, value in {
                 "--solver": solver,
@@ -186,10 +206,11 @@ def train_cmd(
                 if value is not None:
                     raise ValueError(f"{flag} is an ACE option; MACE takes --r-max, --epochs, ...")
             mace = {"r_max_A": r_max, "swa": swa, "forces_weight": forces_weight}
-            cfg = resolve_mace_config(level, config, {**overrides, **mace})
+            overrides = {**overrides, **mace}
+            cfg = resolve_mace_config(level, config, overrides)
     except EXPECTED_ERRORS as exc:
         fail(exc)
-    _run(cfg, resume, prepare_data, quiet)
+    _run(cfg, resume, prepare_data, quiet, overrides)
 
 
 @potential_app.command("finetune")
@@ -227,8 +248,17 @@ def finetune_cmd(
 
     try:
         overrides = {
-            **_data_options(data, resume, config, elements, None, with_stress,
-                            energy_key, forces_key, stress_key),  # fmt: skip
+            **_data_options(
+                data,
+                resume,
+                config,
+                elements,
+                None,
+                with_stress,
+                energy_key,
+                forces_key,
+                stress_key,
+            ),  # fmt: skip
             "base_model": base_model,
             "epochs": epochs,
             "batch_size": batch_size,
@@ -243,7 +273,7 @@ def finetune_cmd(
         cfg = resolve_finetune_config(config, overrides)
     except EXPECTED_ERRORS as exc:
         fail(exc)
-    _run(cfg, resume, True, quiet)
+    _run(cfg, resume, True, quiet, overrides)
 
 
 @potential_app.command("eval")

@@ -25,6 +25,7 @@ from typing import Any
 from ase import Atoms
 
 from matbrain import __version__
+from matbrain.common.resume import refuse_changed_config
 from matbrain.potentials.backends import backend_name, fit_backend, run_group
 from matbrain.potentials.calculators import (
     MACE_MP_DEFAULT_SIZE,
@@ -209,6 +210,10 @@ def train_potential(
     if run_dir is None:
         run_dir = new_run_dir(root, run_group(cfg))
     run_dir = Path(run_dir)
+    if resuming:
+        # more epochs continue MACE from its checkpoint; any other change needs a new run
+        refuse_changed_config(run_dir / "config.yaml", cfg.model_dump(), f"run {run_dir}",
+                              may_change=("epochs",))  # fmt: skip
     (run_dir / "plots").mkdir(parents=True, exist_ok=True)
     cfg.to_yaml(run_dir / "config.yaml")
     data_dir = run_dir / "data"

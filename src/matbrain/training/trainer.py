@@ -18,6 +18,7 @@ from torch.optim.swa_utils import SWALR, AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from matbrain.common.files import atomic_path
+from matbrain.common.resume import refuse_changed_config
 from matbrain.data.graphs import CrystalGraph
 from matbrain.data.splits import TRAIN, VAL, Split
 from matbrain.models.base import PropertyModel
@@ -372,6 +373,8 @@ class Trainer:
         # our own file, written above; it holds RNG states that weights-only loading refuses
         state = torch.load(path, map_location=self.device, weights_only=False)
         if state["config_hash"] != self.config.config_hash():
+            refuse_changed_config(self.run_dir / "config.yaml", self.config.model_dump(),
+                                  f"run {self.run_dir}")  # fmt: skip
             raise ValueError(
                 f"{path} was written with a different config; cannot resume it with this one"
             )
