@@ -11,11 +11,11 @@ import pandas as pd
 import torch
 from ase import Atoms
 
+from matbrain.common.devices import pick_device
 from matbrain.data.graphs import BadStructureError, build_graph
 from matbrain.data.structures import StructureReadError, is_structure_file, read_structure
 from matbrain.models.artifact import LoadedModel, load_artifact
 from matbrain.properties import apply_elemental_identities, clip_to_physical
-from matbrain.training.trainer import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,13 @@ class Predictor:
         self, loaded: LoadedModel, device: torch.device | None = None, batch_size: int = 32
     ) -> None:
         self.loaded = loaded
-        self.device = device or pick_device("auto")
+        self.device = device or torch.device(pick_device("auto"))
         self.model = loaded.model.to(self.device).eval()
         self.batch_size = batch_size
 
     @classmethod
     def from_path(cls, path: str | Path, device: str = "auto") -> Predictor:
-        dev = pick_device(device)
+        dev = torch.device(pick_device(device))
         return cls(load_artifact(path, device=dev), device=dev)
 
     @property

@@ -16,6 +16,8 @@ from typing import Any
 
 from ase.calculators.calculator import Calculator
 
+from matbrain.common.devices import pick_device
+
 log = logging.getLogger(__name__)
 
 MACE_MP_SIZES = ("small", "medium", "large")
@@ -38,14 +40,6 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def pick_device(device: str = "auto") -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _mace_file(path: str, device: str, dtype: str) -> LoadedPotential:

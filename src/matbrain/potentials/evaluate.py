@@ -11,6 +11,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.units import GPa
 
+from matbrain.common.plotting import subplots
 from matbrain.potentials.data import ENERGY_KEY, FORCES_KEY, ISOLATED_ATOM, STRESS_KEY
 
 
@@ -141,10 +142,8 @@ def _curve(
 def learning_curve_plot(history: list[dict[str, Any]], path: Path, step: str = "epoch") -> None:
     """Energy and force errors per epoch (pacemaker: per iteration) on training and validation,
     whatever the engine reports (RMSE preferred, else MAE); MACE's loss too when it is there."""
-    from matbrain.training.plots import _pyplot
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4), dpi=120)
+    fig, axes = subplots(1, 3, figsize=(14, 4), dpi=120)
     panels = (
         (axes[0], "e_per_atom", 1000.0, "energy error (meV/atom)"),
         (axes[1], "f", 1.0, "force error (eV/Å)"),
@@ -174,4 +173,3 @@ def learning_curve_plot(history: list[dict[str, Any]], path: Path, step: str = "
         axes[2].set_visible(False)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

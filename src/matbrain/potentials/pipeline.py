@@ -25,12 +25,12 @@ from typing import Any
 from ase import Atoms
 
 from matbrain import __version__
+from matbrain.common.devices import pick_device
 from matbrain.common.resume import refuse_changed_config
 from matbrain.potentials.backends import backend_name, fit_backend, run_group
 from matbrain.potentials.calculators import (
     MACE_MP_DEFAULT_SIZE,
     load_potential,
-    pick_device,
     resolve_mace_mp,
 )
 from matbrain.potentials.config import AceTrainConfig, MaceFinetuneConfig, MaceTrainConfig

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from matbrain.common.plotting import subplots
 from matbrain.properties import resolve_properties
 from matbrain.training.config import resolve_config
 from matbrain.training.pipeline import run_training
@@ -146,10 +147,8 @@ def write_summary(folder: Path, rows: list[dict[str, Any]]) -> None:
 
 def heatmap(ratio: Any, path: Path) -> None:
     """MAE/MAD per property (rows) and model (columns); lower is better, 1 = predicting the mean."""
-    from matbrain.training.plots import _pyplot
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(
+    fig, ax = subplots(
         figsize=(max(6.0, 2.5 + 0.9 * ratio.shape[1]), 2.5 + 0.45 * ratio.shape[0]),
         layout="constrained",
     )
@@ -167,4 +166,3 @@ def heatmap(ratio: Any, path: Path) -> None:
         "test MAE / MAD per property and model\n(lower is better; 1 = predicting the mean)"
     )
     fig.savefig(path, dpi=120)
-    plt.close(fig)

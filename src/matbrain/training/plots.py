@@ -7,21 +7,13 @@ from typing import Any
 
 import numpy as np
 
-
-def _pyplot():  # type: ignore[no-untyped-def]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from matbrain.common.plotting import subplots
 
 
 def parity_plot(
     true: np.ndarray, pred: np.ndarray, title: str, unit: str, path: Path, mae: float | None = None
 ) -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
+    fig, ax = subplots(figsize=(4.5, 4.5), dpi=120)
     if len(true):
         lo, hi = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
         pad = 0.05 * (hi - lo or 1.0)
@@ -39,14 +31,12 @@ def parity_plot(
     ax.set_aspect("equal")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def learning_curves(history: list[dict[str, Any]], path: Path) -> None:
     """Loss per epoch (train/val) and validation MAE/MAD per property."""
-    plt = _pyplot()
     epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(10, 4), dpi=120)
     ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
     ax1.plot(epochs, [h["val_loss"] for h in history], label="validation")
     ax1.set_xlabel("epoch")
@@ -62,4 +52,3 @@ def learning_curves(history: list[dict[str, Any]], path: Path) -> None:
         ax2.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

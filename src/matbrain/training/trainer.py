@@ -17,6 +17,7 @@ import torch
 from torch.optim.swa_utils import SWALR, AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from matbrain.common.devices import pick_device
 from matbrain.common.files import atomic_path
 from matbrain.common.resume import refuse_changed_config
 from matbrain.data.graphs import CrystalGraph
@@ -28,12 +29,6 @@ from matbrain.training.loss import Normalizer, masked_loss
 log = logging.getLogger(__name__)
 
 EpochCallback = Callable[["Trainer", dict[str, Any]], None]
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @dataclass
@@ -80,7 +75,7 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         self.config, self.data, self.run_dir = config, data, Path(run_dir)
-        self.device = pick_device(config.device)
+        self.device = torch.device(pick_device(config.device))
         self.model = model.to(self.device)
         self.on_best, self.callbacks, self.progress = on_best, list(callbacks), progress
         self.train_idx, self.val_idx = data.indices(TRAIN), data.indices(VAL)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matbrain.common.plotting import subplots
 from matbrain.potentials.ace.pacemaker_log import Point
 
 
 def learning_curve_plot(
     points: list[Point], path: Path, kept_iteration: int | None = None, stopped: str | None = None
 ) -> None:
-    from matbrain.training.plots import _pyplot
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+    fig, axes = subplots(1, 2, figsize=(10, 4), dpi=120)
     for ax, key, label in (
         (axes[0], "rmse_energy_meV_per_atom", "energy RMSE (meV/atom)"),
         (axes[1], "rmse_forces_eV_per_A", "force RMSE (eV/Å)"),
@@ -33,4 +32,3 @@ def learning_curve_plot(
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
