@@ -45,6 +45,17 @@ def test_parallel_labelling_fails_bad_rows_and_goes_on(tmp_path):
     reference.calc = EMT()
     np.testing.assert_allclose(first.get_forces(), reference.get_forces())
     assert first.info["oracle"] == "emt"
+    # --retry-failed gives the failed row another try; it fails again, nothing labelled is touched
+    from typer.testing import CliRunner
+
+    from matbrain.cli.main import app
+
+    result = CliRunner().invoke(
+        app, ["db", "label", "--db", url, "--oracle", "emt", "--retry-failed"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 failed structures back to pending" in result.output and "failed 1" in result.output
+    assert store.counts() == {"pending": 0, "running": 0, "completed": 6, "failed": 1}
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gpaw") is None, reason="GPAW is not installed")

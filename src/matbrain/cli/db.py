@@ -86,11 +86,12 @@ def label_cmd(
     oracle: Annotated[str, typer.Option(help="gpaw | espresso | cp2k | emt (emt: tests only)")] = "gpaw",
     settings: Annotated[Path | None, typer.Option(help="YAML of oracle settings, e.g. cutoff_eV: 500")] = None,
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 1,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="put failed structures back to pending first (e.g. after fixing the oracle settings)")] = False,
 ) -> None:  # fmt: skip
     """Label every pending structure with a DFT oracle; failures are recorded and skipped.
 
     Rerun after an interruption: structures left running are labelled again, nothing labelled
-    is touched.
+    is touched. --retry-failed gives the failed ones another try (their error is cleared).
 
     Example: matbrain db label --db al.db --oracle gpaw --workers 2
     """
@@ -104,11 +105,17 @@ def label_cmd(
             if not settings.exists():
                 raise FileNotFoundError(f"settings file not found: {settings}")
             options = yaml.safe_load(settings.read_text()) or {}
+        retried = 0
+        if retry_failed:
+            from matbrain.active.store import LabelStore
+
+            retried = LabelStore(db).requeue_failed()
         report = label_pending(db, oracle, options, workers=workers)
     except EXPECTED_ERRORS as exc:
         fail(exc)
     console.print(
-        f"labelled {report.completed}, failed {report.failed}"
+        (f"{retried} failed structures back to pending; " if retried else "")
+        + f"labelled {report.completed}, failed {report.failed}"
         + (f" ({report.requeued} interrupted structures relabelled)" if report.requeued else "")
     )
 
