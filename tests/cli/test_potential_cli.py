@@ -93,15 +93,20 @@ def test_unknown_level_and_algorithm(tmp_path):
     assert result.exit_code == 2 and "valid: ace, mace" in result.output
 
 
-def test_competition_profile_and_overrides():
-    from matbrain.potentials.config import resolve_mace_config
+def test_competition_profile_and_overrides(monkeypatch):
+    # through the command line, as a user gives it: --competition wins over --level
+    import matbrain.cli.potential as potential_cli
 
-    cfg = resolve_mace_config(
-        "std", overrides={"data": "x", "level": "competition", "r_max_A": 6.5}
-    )
-    assert (cfg.level, cfg.epochs, cfg.batch_size, cfg.lr, cfg.r_max_A) == (
-        "competition", 350, 32, 2.5e-4, 6.5,
+    seen = {}
+    monkeypatch.setattr(potential_cli, "_run", lambda cfg, *a, **k: seen.setdefault("cfg", cfg))
+    result = invoke("potential", "train", "--data", "x.xyz", "--level", "std", "--competition",
+                    "--r-max", "6.5", "--swa")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cfg = seen["cfg"]
+    assert (cfg.level, cfg.epochs, cfg.batch_size, cfg.lr, cfg.r_max_A, cfg.num_channels) == (
+        "competition", 350, 32, 2.5e-4, 6.5, 128,
     )  # fmt: skip
+    assert cfg.swa and cfg.with_forces
 
 
 def test_eval_and_relax_commands(trained_run, cu_xyz, tmp_path):

@@ -32,7 +32,8 @@ def test_run_folder_has_model_metrics_plots_and_registry(trained_run):
 def test_training_lowers_the_force_error(trained_run):
     history = json.loads((trained_run.run_dir / "history.json").read_text())
     first, last = history[0], history[-1]
-    assert last["valid_rmse_f"] < first["valid_rmse_f"]
+    # ten epochs on EMT Cu at lr 0.01 cut the validation force RMSE by far more than noise
+    assert last["valid_rmse_f"] < 0.7 * first["valid_rmse_f"], (first, last)
 
 
 def test_resume_continues_from_mace_checkpoint(cu_xyz, tmp_path):
