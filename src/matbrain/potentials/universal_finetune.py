@@ -194,4 +194,24 @@ def finetune_sevennet(
         raise RuntimeError(f"sevenn fine-tuning failed (exit {code}); log {log_path}:\n{tail}")
     model_path = run_dir / SEVENNET_FILE
     shutil.copyfile(best, model_path)
-    return BackendFit(model_path, [], "sevenn", engine_version("sevenn"), {"lr": lr})
+    return BackendFit(model_path, _sevenn_history(work / "lc.csv"), "sevenn",
+                      engine_version("sevenn"), {"lr": lr})  # fmt: skip
+
+
+def _sevenn_history(lc_csv: Path) -> list[dict[str, Any]]:
+    """sevenn's learning curve (``lc.csv``: MAE per epoch, eV/atom and eV/Å) as history rows."""
+    import csv
+
+    if not lc_csv.exists():
+        return []
+    names = {"trainset_Energy_MAE": "train_mae_e_per_atom", "trainset_Force_MAE": "train_mae_f",
+             "validset_Energy_MAE": "valid_mae_e_per_atom", "validset_Force_MAE": "valid_mae_f",
+             "trainset_TotalLoss": "train_loss", "validset_TotalLoss": "valid_loss"}  # fmt: skip
+    with open(lc_csv) as fh:
+        return [
+            {
+                "epoch": int(row["epoch"]),
+                **{ours: float(row[theirs]) for theirs, ours in names.items() if row.get(theirs)},
+            }
+            for row in csv.DictReader(fh)
+        ]
