@@ -182,5 +182,5 @@ def test_finetuned_universal_potential_beats_the_untouched_one_on_held_out_struc
     summary = json.loads((run.run_dir / "summary.json").read_text())
     assert summary["algorithm"] == base and summary["engine"] in ("chgnet", "sevenn")
     history = json.loads((run.run_dir / "history.json").read_text())
-    assert len(history) == 4 if base == "sevennet" else 3  # one row per epoch, from the engine
+    assert len(history) == (4 if base == "sevennet" else 3)  # one row per epoch, from the engine
     assert (run.run_dir / "plots" / "learning_curves.png").exists()
