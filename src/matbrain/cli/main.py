@@ -37,7 +37,21 @@ app.add_typer(loop_app, name="loop")
 app.command("relax")(relax_cmd)
 
 
+def _quiet_engine_warnings() -> None:
+    """Warnings the engines print on every layer or every load, useless on a command line."""
+    import warnings
+
+    # e3nn scripts its modules with TorchScript on construction, which warns on every layer
+    warnings.filterwarnings("ignore", message="The TorchScript type system", category=UserWarning)
+    warnings.filterwarnings(
+        "ignore",
+        message="Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD",
+        category=UserWarning,
+    )
+
+
 def _setup_logging(verbose: bool) -> None:
+    _quiet_engine_warnings()
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import os
 import types
-import warnings
 
-# e3nn scripts its modules with TorchScript on construction, which warns on every layer.
-warnings.filterwarnings("ignore", message="The TorchScript type system", category=UserWarning)
-warnings.filterwarnings(
-    "ignore", message="Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", category=UserWarning
-)
+# The library sets no warning filters (a user's own filters stay in charge); the command line
+# silences e3nn's per-layer TorchScript warnings (matbrain.cli.main._quiet_engine_warnings).
 
 
 def import_e3nn() -> tuple[types.ModuleType, types.ModuleType, types.ModuleType]:
