@@ -42,6 +42,14 @@ def test_config_errors_are_clear(tmp_path):
     (tmp_path / "al.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ValueError, match="budjet"):
         load_loop_config(tmp_path / "al.yaml")
+    # every guard and initial-set key can be set from the YAML (one config class each)
+    raw = _config(tmp_path, 1)
+    raw["sampling"]["guards"] = {"discard_steps": 3, "max_force_eV_per_A": 12.0}
+    raw["initial"]["max_shear_strain"] = 0.01
+    (tmp_path / "al.yaml").write_text(yaml.safe_dump(raw))
+    cfg = load_loop_config(tmp_path / "al.yaml")
+    assert cfg.sampling.guards.discard_steps == 3 and cfg.sampling.guards.max_force_eV_per_A == 12
+    assert cfg.initial.config().max_shear_strain == 0.01
 
 
 def test_resume_refuses_a_changed_config(tmp_path):

@@ -11,26 +11,31 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from matbrain.active.store import LabelStore
 
 
-@dataclass(frozen=True)
-class InitialSetConfig:
+class InitialSetConfig(BaseModel):
+    """How the initial set is made from the seeds (also the ``initial`` block of the loop's YAML)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     supercell: tuple[int, int, int] = (1, 1, 1)
-    n_rattled: int = 8
-    rattle_std_A: float = 0.05
+    n_rattled: int = Field(8, ge=0)
+    rattle_std_A: float = Field(0.05, ge=0)
     volumetric_strains: tuple[float, ...] = (-0.03, -0.015, 0.015, 0.03)  # linear strain
-    n_random_strains: int = 4
-    max_shear_strain: float = 0.03
+    n_random_strains: int = Field(4, ge=0)
+    max_shear_strain: float = Field(0.03, ge=0)
     vacancies: bool = False
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        if min(self.supercell) < 1:
+    @field_validator("supercell")
+    @classmethod
+    def _positive_repeats(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if min(v) < 1:
             raise ValueError("supercell repeats must be at least 1")
-        if self.n_rattled < 0 or self.n_random_strains < 0 or self.rattle_std_A < 0:
-            raise ValueError("counts and rattle amplitude must not be negative")
+        return v
 
 
 def read_seeds(specs: list[str]) -> list[tuple[str, Atoms]]:

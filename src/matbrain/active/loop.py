@@ -46,16 +46,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class InitialSettings(_Strict):
+class InitialSettings(InitialSetConfig):
+    """The ``initial`` block: the seeds and how the initial set is made from them."""
+
     seeds: list[str] = Field(min_length=1, description="structure files or JARVIS ids")
-    supercell: tuple[int, int, int] = (1, 1, 1)
-    n_rattled: int = Field(8, ge=0)
-    rattle_std_A: float = Field(0.05, ge=0)
-    volumetric_strains: tuple[float, ...] = (-0.03, -0.015, 0.015, 0.03)
-    n_random_strains: int = Field(4, ge=0)
-    max_shear_strain: float = Field(0.03, ge=0)
-    vacancies: bool = False
-    seed: int = 0
 
     def config(self) -> InitialSetConfig:
         return InitialSetConfig(**self.model_dump(exclude={"seeds"}))

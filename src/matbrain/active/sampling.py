@@ -18,19 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from matbrain.simulation.md import Guards, MdConfig, Trajectory, run_md
 
 
-class GuardSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    min_distance_A: float = Field(0.7, gt=0)
-    max_force_eV_per_A: float = Field(30.0, gt=0)
-    max_temperature_factor: float = Field(3.0, gt=1)
-    max_energy_jump_eV_per_atom: float = Field(0.5, gt=0)
-    max_volume_change: float = Field(0.3, gt=0)
-
-    def guards(self) -> Guards:
-        return Guards(**self.model_dump())
-
-
 class SamplingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,7 +29,7 @@ class SamplingConfig(BaseModel):
     trajectories_per_temperature: int = Field(2, ge=1)
     max_seeds: int = Field(4, ge=1, description="starting structures drawn from the labelled set")
     workers: int = Field(1, ge=1, description="trajectories run in parallel processes")
-    guards: GuardSettings = Field(default_factory=GuardSettings)
+    guards: Guards = Field(default_factory=Guards)
 
 
 @dataclass
@@ -76,7 +63,7 @@ def sample_pool(
                       seed=seed + 7919 * t_index)  # fmt: skip
         for k in range(cfg.trajectories_per_temperature):
             index = len(jobs)
-            jobs.append((seeds[index % len(seeds)], str(potential), md, cfg.guards.guards(), k))
+            jobs.append((seeds[index % len(seeds)], str(potential), md, cfg.guards, k))
     if cfg.workers > 1:
         with mp.get_context("spawn").Pool(min(cfg.workers, len(jobs))) as pool:
             results = pool.map(_one, jobs)

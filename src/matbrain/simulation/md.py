@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator
+from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +40,23 @@ class MdConfig:
             raise ValueError("steps, sample_interval and n_trajectories must be at least 1")
 
 
-@dataclass(frozen=True)
-class Guards:
-    min_distance_A: float = 0.7
-    max_force_eV_per_A: float = 30.0
-    max_temperature_factor: float = 3.0  # ceiling = factor × target temperature
-    max_energy_jump_eV_per_atom: float = 0.5
-    max_volume_change: float = 0.3  # relative to the start
-    discard_steps: int | None = None  # default: one sampling interval
+class Guards(BaseModel):
+    """Limits that stop a trajectory before it explodes (also the ``sampling.guards`` block of
+    the loop's YAML; every field can be set there)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_distance_A: float = Field(0.7, gt=0)
+    max_force_eV_per_A: float = Field(30.0, gt=0)
+    max_temperature_factor: float = Field(3.0, gt=0, description="ceiling = factor × target T")
+    max_energy_jump_eV_per_atom: float = Field(0.5, gt=0)
+    max_volume_change: float = Field(0.3, gt=0, description="relative to the start")
+    discard_steps: int | None = Field(
+        None,
+        ge=0,
+        description="frames this many steps before a trip are dropped (default: one "
+        "sampling interval)",
+    )
 
 
 @dataclass
