@@ -117,3 +117,26 @@ def test_early_stop_sends_sigint_and_keeps_best_interim_potential(cu_frames, tmp
     assert fit.best_iteration == 0 and 0 <= fit.kept_iteration <= fit.final("train").iteration
     assert metrics["valid"]["iteration"] == fit.kept_iteration == metrics["kept_iteration"]
     assert not (tmp_path / "fit" / "output_potential.yaml").exists()
+
+
+def test_publishing_the_same_fit_again_is_idempotent(cu_frames, tmp_path):
+    # the loop killed after publishing generation 0 but before recording the step reruns the
+    # step: it must get the published version back, not a "never overwritten" error or a refit
+    from matbrain.active.ace_training import train_from_store
+    from matbrain.active.store import Labels, LabelStore
+
+    db = str(tmp_path / "al.db")
+    store = LabelStore(db)
+    for atoms in cu_frames[:16]:
+        store.add(atoms, labels=Labels(atoms.get_potential_energy(), atoms.get_forces()),
+                  oracle={"name": "emt", "version": "", "settings": {}})  # fmt: skip
+    cfg = AceTrainingConfig(cutoff_A=4.5, functions_per_element=8, max_iter=3, display_step=5,
+                            early_stopping_patience=None)  # fmt: skip
+    first = train_from_store(db, cfg, tmp_path / "potentials", tmp_path / "work", generation=0)
+    stamp = (tmp_path / "work" / "fit_gen_00" / "input.yaml").stat().st_mtime_ns
+    again = train_from_store(db, cfg, tmp_path / "potentials", tmp_path / "work", generation=0)
+    assert again == first
+    assert (tmp_path / "work" / "fit_gen_00" / "input.yaml").stat().st_mtime_ns == stamp
+    other = cfg.model_copy(update={"max_iter": 4})  # different settings: never overwritten
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        train_from_store(db, other, tmp_path / "potentials", tmp_path / "work", generation=0)

@@ -15,7 +15,12 @@ from matbrain.potentials.ace.config import AceTrainingConfig
 from matbrain.potentials.ace.fit import fit_ace
 from matbrain.potentials.ace.pacemaker_log import Point
 from matbrain.potentials.ace.plots import learning_curve_plot
-from matbrain.potentials.ace.versions import PotentialVersion, list_versions, publish
+from matbrain.potentials.ace.versions import (
+    PotentialVersion,
+    list_versions,
+    publish,
+    version_paths,
+)
 
 
 def next_generation(potentials_dir: Path) -> int:
@@ -48,6 +53,15 @@ def train_from_store(
             + f" (store: {counts}); label more before fitting (matbrain db label)"
         )
     number = next_generation(potentials_dir) if generation is None else generation
+    inputs = {"db": db, "generations_used": generations, "n_structures": len(frames),
+              "training_config": cfg.model_dump()}  # fmt: skip
+    published = version_paths(potentials_dir, number)
+    if published.metrics_file.exists():
+        record = published.metrics()
+        if all(record.get(k) == v for k, v in inputs.items()):
+            # published from the same data and settings before an interruption (the loop was
+            # killed after publishing, before recording the step): the same fit, kept as it is
+            return published
     fit_dir = workdir / f"fit_gen_{number:02d}"
     shutil.rmtree(fit_dir, ignore_errors=True)
     fit_dir.mkdir(parents=True)
@@ -55,10 +69,4 @@ def train_from_store(
     fit = fit_ace(frames, cfg, fit_dir, on_point=on_point)
     curve = fit_dir / "learning_curve.png"
     learning_curve_plot(fit.points, curve, fit.kept_iteration, fit.stopped_early)
-    return publish(fit, potentials_dir, number, {
-        "db": db,
-        "generations_used": generations,
-        "n_structures": len(frames),
-        "training_config": cfg.model_dump(),
-        "learning_curve": str(curve),
-    })  # fmt: skip
+    return publish(fit, potentials_dir, number, {**inputs, "learning_curve": str(curve)})
