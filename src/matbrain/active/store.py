@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import time
@@ -29,19 +28,17 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from matbrain.common.identity import structure_key
+
 Status = Literal["pending", "running", "completed", "failed"]
 STATUSES: tuple[Status, ...] = ("pending", "running", "completed", "failed")
 ADVISORY_LOCK_KEY = 7_204_551  # any fixed 64-bit key shared by all matbrain workers
 
 
 def structure_hash(atoms: Atoms, decimals: int = 4) -> str:
-    """Identity of a structure for deduplication: species, rounded cell and positions."""
-    h = hashlib.sha256()
-    h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
-    h.update(np.round(np.asarray(atoms.cell.array, float), decimals).tobytes())
-    h.update(np.round(np.asarray(atoms.positions, float), decimals).tobytes())
-    h.update(np.asarray(atoms.pbc, dtype=bool).tobytes())
-    return h.hexdigest()[:20]
+    """Identity of a structure for deduplication: a translated or permuted copy is the same
+    structure (:func:`matbrain.common.identity.structure_key`)."""
+    return structure_key(atoms, decimals)
 
 
 @dataclass(frozen=True)
