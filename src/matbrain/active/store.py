@@ -37,8 +37,9 @@ ADVISORY_LOCK_KEY = 7_204_551  # any fixed 64-bit key shared by all matbrain wor
 
 def structure_hash(atoms: Atoms, decimals: int = 4) -> str:
     """Identity of a structure for deduplication: a translated or permuted copy is the same
-    structure (:func:`matbrain.common.identity.structure_key`)."""
-    return structure_key(atoms, decimals)
+    structure (:func:`matbrain.common.identity.structure_key`). The ``k`` prefix keeps ASE's
+    database from reading an all-digit key as a number (and refusing it)."""
+    return "k" + structure_key(atoms, decimals)
 
 
 @dataclass(frozen=True)
