@@ -37,6 +37,9 @@ def read_structure(path: str | Path) -> Atoms:
     if not path.exists():
         raise FileNotFoundError(f"structure file not found: {path}")
     fmt = "vasp" if path.name.split(".")[0] in STRUCTURE_NAMES or path.suffix == ".poscar" else None
+    with open(path, "rb") as fh:
+        if b"\x00" in fh.read(4096):
+            raise StructureReadError(f"{path}: a binary file, not a text structure file")
     try:
         from ase.io import read
 
@@ -44,14 +47,40 @@ def read_structure(path: str | Path) -> Atoms:
             warnings.simplefilter("ignore")
             atoms = read(path, format=fmt, index=0)
     except Exception as exc:  # ASE raises many types for malformed files
-        raise StructureReadError(
-            f"{path}: could not read a structure ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise StructureReadError(f"{path}: could not read a structure ({_reason(exc)})") from exc
     if len(atoms) == 0:
         raise StructureReadError(f"{path}: the file holds no atoms")
+    partial = _partially_occupied(atoms)
+    if partial:
+        raise StructureReadError(
+            f"{path}: partially occupied sites ({partial}); matbrain's models are for ordered "
+            "crystals: order the structure first (e.g. a supercell with pymatgen's "
+            "OrderDisorderedStructureTransformation) and predict that"
+        )
     if not atoms.pbc.all() or atoms.cell.rank < 3:
         raise StructureReadError(f"{path}: not a periodic 3D crystal (needs a full cell)")
     return atoms
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, also when the parser's exception says nothing (``StopIteration: ``)."""
+    text = str(exc).strip()
+    if isinstance(exc, StopIteration) or (isinstance(exc, EOFError) and not text):
+        return "the file ends before the structure is complete: truncated?"
+    if not text:
+        return f"not a valid structure file ({type(exc).__name__} in the parser)"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _partially_occupied(atoms: Atoms) -> str:
+    """Sites with an occupancy below 1 as ASE's CIF reader records them, e.g. ``Fe 0.5``."""
+    occupancy = atoms.info.get("occupancy") or {}
+    sites = []
+    for species in occupancy.values():
+        for symbol, occ in dict(species).items():
+            if float(occ) < 0.999:
+                sites.append(f"{symbol} {float(occ):g}")
+    return ", ".join(sorted(set(sites))[:5])
 
 
 def jarvis_atoms_to_ase(record: dict[str, Any]) -> Atoms:
