@@ -65,8 +65,9 @@ def read_structure(path: str | Path) -> Atoms:
 def _reason(exc: Exception) -> str:
     """What went wrong, also when the parser's exception says nothing (``StopIteration: ``)."""
     text = str(exc).strip()
-    if isinstance(exc, StopIteration) or (isinstance(exc, EOFError) and not text):
-        return "the file ends before the structure is complete: truncated?"
+    if isinstance(exc, StopIteration | EOFError | IndexError):  # the parser ran out of lines
+        detail = f"; parser: {type(exc).__name__}: {text}" if text else ""
+        return f"the file ends before the structure is complete: truncated?{detail}"
     if not text:
         return f"not a valid structure file ({type(exc).__name__} in the parser)"
     return f"{type(exc).__name__}: {text}"
