@@ -70,6 +70,35 @@ def test_folder_with_id_prop(tmp_path, bundled_structures):
     ds = folder_dataset(tmp_path, resolve_properties(["band_gap"]))
     assert ds.ids == ["s0", "s1", "s2", "s3"]
     assert np.isnan(ds.targets[1, 0]) and ds.targets[3, 0] == 4.0
+    assert len(ds.read_report["unreadable_files"]) == 1
+    assert "broken.cif" in ds.read_report["unreadable_files"][0]
+
+
+def test_folder_records_nan_labels_and_names_a_bad_value(tmp_path, bundled_structures):
+    for k in range(3):
+        write(tmp_path / f"s{k}.cif", bundled_structures.structures[k])
+    (tmp_path / "id_prop.csv").write_text("id,band_gap\ns0,1.0\ns1,NaN\ns2,2.5\n")
+    ds = folder_dataset(tmp_path, resolve_properties(["band_gap"]))
+    assert ds.read_report["nan_labels_as_missing"] == 1 and np.isnan(ds.targets[1, 0])
+    assert ds.targets[2, 0] == 2.5  # good rows are still read
+    (tmp_path / "id_prop.csv").write_text("id,band_gap\ns0,1.0\ns1,metallic\n")
+    with pytest.raises(ValueError, match=r"id_prop.csv, line 3 \(s1\): band_gap is 'metallic'"):
+        folder_dataset(tmp_path, resolve_properties(["band_gap"]))
+
+
+def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path, bundled_structures):
+    from matbrain.training.config import resolve_config
+    from matbrain.training.pipeline import run_training
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write(data / "s0.cif", bundled_structures.structures[0])
+    (data / "id_prop.csv").write_text("id,band_gap\ns0,metallic\n")
+    cfg = resolve_config("cgcnn", "smoke", overrides={
+        "dataset": str(data), "properties": ["band_gap"], "output_root": str(tmp_path / "models")})  # fmt: skip
+    with pytest.raises(ValueError, match="not a number"):
+        run_training(cfg, progress=False)
+    assert not list((tmp_path / "models").rglob("run_*"))
 
 
 def test_random_split_is_fixed_by_seed_and_disjoint():

@@ -117,6 +117,8 @@ def test_resume_refuses_a_different_config(tmp_path):
         "cgcnn", "smoke", overrides={**TINY, "epochs": 1, "output_root": str(tmp_path)}
     )
     run = run_training(cfg, progress=False).run_dir
+    log = (run / "logs" / "train.log").read_text()  # the run's log, not only its warnings
+    assert "started" in log and "INFO" in log
     other = resolve_config(
         "cgcnn", "smoke", overrides={**TINY, "epochs": 2, "output_root": str(tmp_path)}
     )

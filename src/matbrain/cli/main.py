@@ -57,7 +57,10 @@ def _setup_logging(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    logging.getLogger("matbrain").setLevel(logging.INFO if verbose else logging.WARNING)
+    level = logging.INFO if verbose else logging.WARNING
+    for handler in logging.getLogger().handlers:  # the console; run logs keep their own level
+        handler.setLevel(level)
+    logging.getLogger("matbrain").setLevel(level)
 
 
 @app.callback()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -40,6 +41,8 @@ class CrystalDataset:
     properties: list[Property]
     source: str
     is_jarvis: bool = False
+    # what reading skipped or changed (unreadable files, NaN labels): recorded in the run
+    read_report: dict[str, Any] = field(default_factory=dict)
     _hash: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +76,7 @@ class CrystalDataset:
             properties=self.properties,
             source=self.source,
             is_jarvis=self.is_jarvis,
+            read_report=self.read_report,
         )
 
     def label_counts(self) -> dict[str, int]:

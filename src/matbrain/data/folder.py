@@ -46,7 +46,8 @@ def folder_dataset(folder: str | Path, properties: list[Property]) -> CrystalDat
     if not rows:
         raise ValueError(f"{table}: empty")
     columns: list[int]
-    if rows[0][0].strip().lower() in HEADER_FIRST_CELLS:
+    has_header = rows[0][0].strip().lower() in HEADER_FIRST_CELLS
+    if has_header:
         header = [h.strip() for h in rows[0]]
         rows = rows[1:]
         columns = []
@@ -68,7 +69,9 @@ def folder_dataset(folder: str | Path, properties: list[Property]) -> CrystalDat
             )
         columns = list(range(1, len(properties) + 1))
     ids, structures, targets, bad = [], [], [], []
-    for row in rows:
+    nan_labels = 0
+    first_line = 2 if has_header else 1  # line numbers as an editor shows them
+    for line, row in enumerate(rows, start=first_line):
         name = row[0].strip()
         path = folder / name
         if not path.exists() and not path.suffix:
@@ -79,14 +82,29 @@ def folder_dataset(folder: str | Path, properties: list[Property]) -> CrystalDat
             bad.append(str(exc))
             continue
         values = []
-        for c in columns:
+        for c, prop in zip(columns, properties, strict=True):
             cell = row[c].strip() if c < len(row) else ""
-            values.append(float(cell) if cell and cell.lower() != "na" else float("nan"))
+            if not cell or cell.lower() in ("na", "nan"):
+                nan_labels += bool(cell)  # written as NaN: counted, then missing like a blank
+                values.append(float("nan"))
+                continue
+            try:
+                value = float(cell)
+            except ValueError:
+                raise ValueError(
+                    f"{table}, line {line} ({name}): {prop.name} is {cell!r}, not a number"
+                ) from None
+            if not np.isfinite(value):
+                nan_labels += 1
+                value = float("nan")
+            values.append(value)
         ids.append(Path(name).stem)
         structures.append(atoms)
         targets.append(values)
     for msg in bad:
         log.warning("skipped: %s", msg)
+    if nan_labels:
+        log.warning("%s: %d labels written as NaN/inf are treated as missing", table, nan_labels)
     if not ids:
         raise ValueError(
             f"{folder}: none of the {len(rows)} structures listed in id_prop.csv could be read"
@@ -97,4 +115,5 @@ def folder_dataset(folder: str | Path, properties: list[Property]) -> CrystalDat
         targets=np.asarray(targets, dtype=float),
         properties=list(properties),
         source=f"folder:{folder.resolve()}",
+        read_report={"unreadable_files": bad, "nan_labels_as_missing": nan_labels},
     )

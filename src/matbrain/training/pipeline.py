@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ def prepare_data(config: TrainConfig, progress: bool = True) -> tuple[PreparedDa
         "label_hash": dataset.label_hash(),
         "input_cache_key": inputs.key,
         "skipped_structures": inputs.skipped,
+        "read_report": dataset.read_report,
         "split": split.summary(dataset),
         "finetuned_from": finetune_record(config) if config.finetune_from else None,
         "outliers_dropped": {
@@ -122,14 +124,28 @@ def run_training(
     np.random.seed(config.seed)
     resuming = run_dir is not None and (Path(run_dir) / "checkpoint.pt").exists()
     root = Path(config.output_root)
+    created = run_dir is None
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(root, config.run_group())
     for sub in ("plots", "predictions", "logs"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    # the run's own log holds its INFO lines whatever the console shows
     handler = logging.FileHandler(run_dir / "logs" / "train.log")
+    handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("matbrain").addHandler(handler)
+    package_log = logging.getLogger("matbrain")
+    level = package_log.level
+    package_log.setLevel(min(level or logging.INFO, logging.INFO))
+    package_log.addHandler(handler)
+    log.info("run %s: %s", run_dir, "resumed" if resuming else "started")
     try:
-        data, data_info = prepare_data(config, progress=progress)
+        try:
+            data, data_info = prepare_data(config, progress=progress)
+        except BaseException:
+            if created:  # nothing trained: no empty run folder is left behind
+                package_log.removeHandler(handler)
+                handler.close()
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         props = config.property_list()
         model = build_model(config, data)
         if not resuming:
@@ -198,7 +214,8 @@ def run_training(
         register_run(root, summary)
         return RunResult(run_dir=run_dir, metrics=metrics, history=history)
     finally:
-        logging.getLogger("matbrain").removeHandler(handler)
+        package_log.removeHandler(handler)
+        package_log.setLevel(level)
         handler.close()
 
 
