@@ -56,7 +56,8 @@ def test_resume_refuses_a_changed_config(tmp_path):
     raw = _config(tmp_path, 1)
     (tmp_path / "al.yaml").write_text(yaml.safe_dump(raw))
     ActiveLearningLoop(load_loop_config(tmp_path / "al.yaml"), echo=lambda _: None)
-    raw["generations"] = 3  # more generations continue the loop
+    raw["generations"] = 3  # more generations (and other sampling) continue the loop
+    raw["sampling"]["temperatures_K"] = [500]
     (tmp_path / "al.yaml").write_text(yaml.safe_dump(raw))
     ActiveLearningLoop(load_loop_config(tmp_path / "al.yaml"), echo=lambda _: None)
     raw["ace"]["max_iter"] = 99
@@ -65,6 +66,11 @@ def test_resume_refuses_a_changed_config(tmp_path):
         ActiveLearningLoop(load_loop_config(tmp_path / "al.yaml"), echo=lambda _: None)
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["ace"]["max_iter"] == 10 and saved["generations"] == 3
+    raw["ace"]["max_iter"] = 10
+    raw["oracle"]["settings"] = {"cutoff_eV": 500}  # labels of another DFT setting: refused too
+    (tmp_path / "al.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=r"oracle.settings.cutoff_eV"):
+        ActiveLearningLoop(load_loop_config(tmp_path / "al.yaml"), echo=lambda _: None)
 
 
 @needs_pacemaker

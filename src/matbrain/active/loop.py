@@ -198,9 +198,10 @@ class ActiveLearningLoop:
         self.on_point = on_point
         self.store = LabelStore(cfg.db)
         current = json.loads(cfg.model_dump_json())
-        # a larger `generations` continues the loop; any other change needs a new workdir
+        # what was done stays as it was (store, initial set, oracle, fitting); what comes next may
+        # change on a resume: more generations, other targets, sampling or selection
         refuse_changed_config(self.work / "config.yaml", current, f"the loop in {self.work}",
-                              may_change=("generations",))  # fmt: skip
+                              may_change=("generations", "targets", "sampling", "selection"))  # fmt: skip
         (self.work / "config.yaml").write_text(yaml.safe_dump(current, sort_keys=False))
 
     # ------------------------------------------------------------------------------ steps

@@ -28,11 +28,16 @@ def refuse_changed_config(
     saved_path: Path, current: Mapping[str, Any], what: str, may_change: Iterable[str] = ()
 ) -> None:
     """Raise when ``saved_path`` (the YAML a run or loop was started with) differs from
-    ``current`` in any key other than ``may_change``."""
+    ``current`` in any key other than ``may_change`` (a name covers its nested keys)."""
     if not saved_path.exists():
         return
     saved = yaml.safe_load(saved_path.read_text()) or {}
-    changed = [k for k in changed_keys(saved, dict(current)) if k not in set(may_change)]
+    allowed = tuple(may_change)
+    changed = [
+        k
+        for k in changed_keys(saved, dict(current))
+        if not any(k == m or k.startswith(f"{m}.") for m in allowed)
+    ]
     if changed:
         details = ", ".join(f"{k}: {_get(saved, k)!r} -> {_get(current, k)!r}" for k in changed)
         raise ValueError(
