@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from matbrain.training.loss import Normalizer, masked_loss
+from matbrain.models.normalizer import Normalizer
+from matbrain.training.loss import masked_loss
 
 
 def test_missing_labels_do_not_change_the_loss_or_gradient():

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from matbrain.common.runs import read_registry
 from matbrain.models.artifact import load_artifact
 from matbrain.training.config import resolve_config
 from matbrain.training.pipeline import run_training
-from matbrain.training.runs import read_registry
 
 pytestmark = pytest.mark.slow
 

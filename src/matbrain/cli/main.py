@@ -247,9 +247,9 @@ def train_cmd(
     resume_run: Annotated[Path | None, typer.Option(help="continue this run folder")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
 ) -> None:
+    from matbrain.common.runs import latest_unfinished_run
     from matbrain.training.config import TrainConfig, resolve_config
     from matbrain.training.pipeline import run_training
-    from matbrain.training.runs import latest_unfinished_run
 
     try:
         names = _split_names(properties)
@@ -390,8 +390,8 @@ def runs_cmd(
 
     Example: matbrain runs --root models --property formation_energy
     """
+    from matbrain.common.runs import read_registry
     from matbrain.properties import PROPERTIES, get_property
-    from matbrain.training.runs import read_registry
 
     try:
         entries = read_registry(root)

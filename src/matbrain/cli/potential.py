@@ -322,8 +322,8 @@ def runs_cmd(
     """
     from rich.table import Table
 
+    from matbrain.common.runs import read_registry
     from matbrain.potentials.pipeline import POTENTIAL_REGISTRY
-    from matbrain.training.runs import read_registry
 
     entries = read_registry(root, POTENTIAL_REGISTRY)
     if not entries:

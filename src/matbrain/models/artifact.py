@@ -19,9 +19,9 @@ from matbrain import __version__
 from matbrain.common.files import atomic_path
 from matbrain.data.graphs import GraphConfig
 from matbrain.models.base import PropertyModel
+from matbrain.models.normalizer import Normalizer
 from matbrain.models.registry import get_model_class
 from matbrain.properties import Property, property_from_metadata
-from matbrain.training.loss import Normalizer
 
 ARTIFACT_FORMAT = "matbrain.property_model"
 ARTIFACT_VERSION = 1

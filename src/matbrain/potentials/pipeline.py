@@ -27,6 +27,7 @@ from ase import Atoms
 from matbrain import __version__
 from matbrain.common.devices import pick_device
 from matbrain.common.resume import refuse_changed_config
+from matbrain.common.runs import git_commit, latest_unfinished_run, new_run_dir, register_run
 from matbrain.potentials.backends import backend_name, fit_backend, run_group
 from matbrain.potentials.calculators import (
     MACE_MP_DEFAULT_SIZE,
@@ -44,7 +45,6 @@ from matbrain.potentials.data import (
     write_extxyz,
 )
 from matbrain.potentials.evaluate import error_metrics, format_metrics, parity_plots, predict
-from matbrain.training.runs import git_commit, new_run_dir, register_run
 
 log = logging.getLogger(__name__)
 
@@ -294,10 +294,6 @@ def train_potential(
 
 
 def latest_unfinished_potential_run(root: Path, group: str) -> Path | None:
-    """The newest run of ``group`` that started training (its data are prepared) but has no
-    summary: MACE resumes from its checkpoints, the other engines refit on the same split."""
-    runs = sorted((root / group).glob("run_*"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for run in runs:
-        if is_prepared(run / "data") and not (run / "summary.json").exists():
-            return run
-    return None
+    """The newest run of ``group`` whose data are prepared but that has no summary: MACE resumes
+    from its checkpoints, the other engines refit on the same split."""
+    return latest_unfinished_run(root, group, started=lambda run: is_prepared(run / "data"))

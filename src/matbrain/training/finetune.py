@@ -17,7 +17,7 @@ from typing import Any
 
 from matbrain.models.artifact import LoadedModel, load_artifact, resolve_model_path
 from matbrain.models.base import PropertyModel
-from matbrain.training.loss import Normalizer
+from matbrain.models.normalizer import Normalizer
 
 _HEAD_KEY = re.compile(r"^(heads\.\w+|composition)\.(\d+)\.(.*)$")
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from matbrain.common.plotting import subplots
+from matbrain.common.runs import new_run_dir
 from matbrain.properties import resolve_properties
 from matbrain.training.config import resolve_config
 from matbrain.training.pipeline import run_training
-from matbrain.training.runs import new_run_dir
 
 log = logging.getLogger(__name__)
 

@@ -15,18 +15,18 @@ import numpy as np
 import torch
 
 from matbrain import __version__
+from matbrain.common.runs import git_commit, new_run_dir, register_run
 from matbrain.data.sources import load_dataset
 from matbrain.data.splits import TEST, TRAIN, VAL, drop_outliers, make_split
 from matbrain.models.artifact import load_artifact, save_artifact
 from matbrain.models.base import PropertyModel
+from matbrain.models.normalizer import Normalizer
 from matbrain.models.registry import get_model_class
 from matbrain.properties import clip_to_physical
 from matbrain.training import plots
 from matbrain.training.config import TrainConfig
 from matbrain.training.finetune import finetune_model, finetune_record, finetune_source
-from matbrain.training.loss import Normalizer
 from matbrain.training.metrics import format_table, property_metrics, write_metrics_csv
-from matbrain.training.runs import git_commit, new_run_dir, register_run
 from matbrain.training.trainer import EpochCallback, PreparedData, Trainer
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,9 @@ from matbrain.common.resume import refuse_changed_config
 from matbrain.data.graphs import CrystalGraph
 from matbrain.data.splits import TRAIN, VAL, Split
 from matbrain.models.base import PropertyModel
+from matbrain.models.normalizer import Normalizer
 from matbrain.training.config import TrainConfig
-from matbrain.training.loss import Normalizer, masked_loss
+from matbrain.training.loss import masked_loss
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,11 @@
-"""Run folders and the run registry (one JSON line per finished run)."""
+"""Run folders and the run registries (one JSON line per finished run), for every kind of run."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,15 @@ def new_run_dir(root: Path, group: str) -> Path:
     return path
 
 
-def latest_unfinished_run(root: Path, group: str) -> Path | None:
-    """The newest run of ``group`` that has a checkpoint but no summary (for ``--resume``)."""
+def latest_unfinished_run(
+    root: Path, group: str, started: Callable[[Path], bool] | None = None
+) -> Path | None:
+    """The newest run of ``group`` that started training (``started``, by default: it has a
+    ``checkpoint.pt``) but has no ``summary.json`` (for ``--resume``)."""
+    started = started or (lambda run: (run / "checkpoint.pt").exists())
     runs = sorted((root / group).glob("run_*"), key=lambda p: p.stat().st_mtime, reverse=True)
     for run in runs:
-        if (run / "checkpoint.pt").exists() and not (run / "summary.json").exists():
+        if started(run) and not (run / "summary.json").exists():
             return run
     return None
 
