@@ -64,6 +64,7 @@ def test_publish_versions_gamma_and_d_optimal_selection(ace_fit, cu_frames, tmp_
         assert path.exists(), path
     record = version.metrics()
     assert record["generation"] == 0 and record["n_train"] == 36 and record["note"] == "test"
+    assert record["packages"]["python-ace"] and record["matbrain_version"]
     assert len(record["train_db_ids"]) == 36 and "rmse_forces_eV_per_A" in record["valid"]
     with pytest.raises(FileExistsError, match="never overwritten"):
         publish(fit, tmp_path / "potentials", 0)

@@ -74,6 +74,22 @@ def _run(args: list[str], cwd: Path) -> None:
         raise RuntimeError(f"{Path(args[0]).name} failed ({done.returncode}):\n{tail}")
 
 
+def provenance() -> dict[str, Any]:
+    """What every artifact records (as the run folders do): package versions and git commit."""
+    from importlib import metadata
+
+    from matbrain import __version__
+    from matbrain.common.runs import git_commit
+
+    versions = {}
+    for package in ("python-ace", "tensorpotential", "tensorflow", "numpy", "ase"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"matbrain_version": __version__, "git_commit": git_commit(), "packages": versions}
+
+
 def yaml_to_yace(yaml_path: Path, yace_path: Path) -> None:
     """pacemaker's ``pace_yaml2yace``, then the reference energies of the ``.yaml`` metadata
     written into the ``.yace`` (see :mod:`matbrain.potentials.ace.reference`)."""
@@ -111,6 +127,7 @@ def publish(
     record = {
         "generation": generation,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **provenance(),
         "fit_folder": str(fit.workdir),
         "source_potential": fit.potential_yaml.name,
         **fit.metrics(),
