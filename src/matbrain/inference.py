@@ -79,7 +79,7 @@ class Predictor:
                 build_graph(atoms, self.loaded.graph)
             except (StructureReadError, BadStructureError, FileNotFoundError) as exc:
                 skipped[path.name] = str(exc)
-                log.warning("skipped %s: %s", path.name, exc)
+                log.info("skipped %s: %s", path.name, exc)  # the caller reports it (once)
                 continue
             names.append(path)
             structures.append(atoms)
