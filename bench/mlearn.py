@@ -183,8 +183,10 @@ def describe(args: argparse.Namespace) -> str:
                 f"{args.train_subset or 'all'} training structures, epochs {args.epochs or 50}, "
                 f"lr {args.lr or 'engine default'}, batch {args.batch_size or 4}")  # fmt: skip
     if args.algorithm == "ace":
+        pacemaker = (f", pacemaker κ {args.kappa or 0.3}, {args.max_iter or 'level default'} iterations"
+                     if "pacemaker" in (args.solver or "") else "")  # fmt: skip
         return (f"ACE ({args.solver or 'linear'}) level {args.level}, functions/element "
-                f"{args.functions or 'level default'}, cutoff {args.cutoff or 'level default'}")  # fmt: skip
+                f"{args.functions or 'level default'}, cutoff {args.cutoff or 'level default'}{pacemaker}")  # fmt: skip
     return (
         f"MACE level {args.level}, epochs {args.epochs or 'level default'}, lr {args.lr or 'level default'}, "
         f"batch {args.batch_size or 'level default'}, {args.dtype}"
