@@ -76,8 +76,8 @@ def test_publish_versions_gamma_and_d_optimal_selection(ace_fit, cu_frames, tmp_
 
     # the .yace is the .yaml plus pacemaker's reference energy per atom: energies in the frame of
     # the data (the .yaml, like pacemaker's own .yace, leaves it out)
+    dft = cu_frames[0].get_potential_energy()  # (a copy would drop the labels' calculator)
     atoms = cu_frames[0].copy()
-    dft = atoms.get_potential_energy()
     atoms.calc = PyACECalculator(str(version.yace))
     e_yace = atoms.get_potential_energy()
     atoms.calc = PyACECalculator(str(version.yaml))
