@@ -67,6 +67,7 @@ def trained_run(cu_xyz: Path, tmp_path_factory: pytest.TempPathFactory):
             "lr": 0.01,
             "output_root": str(root),
             "num_channels": 8,
+            "test_fraction": 0.1,  # a held-out split scored in the run (the default holds none back)
         },
     )
     return train_potential(cfg, progress=False)

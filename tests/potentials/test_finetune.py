@@ -29,7 +29,7 @@ def test_finetune_on_20_dft_structures_lowers_held_out_force_error(trained_run, 
             "output_root": str(tmp_path / "models"),
         }
     )
-    assert (cfg.lr, cfg.forces_weight) == (0.01, 100.0)
+    assert (cfg.lr, cfg.forces_weight) == (None, 100.0)  # None: the engine's default (MACE 0.01)
     result = train_potential(cfg, progress=False)
 
     base = error_metrics(predict(load_potential(trained_run.model_path).calc, held_out))
@@ -41,7 +41,8 @@ def test_finetune_on_20_dft_structures_lowers_held_out_force_error(trained_run, 
     assert sizes["valid"] >= 1 and sizes["train"] + sizes["valid"] + sizes["test"] == 20
     base_e0 = json.loads((trained_run.run_dir / "e0s.json").read_text())
     assert json.loads((run / "e0s.json").read_text()) == pytest.approx(base_e0)
-    assert "--batch_size=" + str(sizes["train"]) in (run / "logs" / "mace.log").read_text()
+    log = (run / "logs" / "mace.log").read_text()
+    assert "--batch_size=" + str(sizes["train"]) in log and "--lr=0.01" in log
     summary = json.loads((run / "summary.json").read_text())
     assert summary["kind"] == "finetune" and summary["base_model"] == str(trained_run.model_path)
 
