@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from matbrain.cli.common import EXPECTED_ERRORS, console, exit_on_sigterm, fail
+from matbrain.cli.common import EXPECTED_ERRORS, console, exit_on_sigterm, fail, print_table
 from matbrain.potentials.ace.config import AceTrainingConfig
 
 _ACE = AceTrainingConfig()  # the defaults, shown in --help
@@ -200,10 +200,7 @@ def _print_table(rows) -> None:  # type: ignore[no-untyped-def]
     table = Table(*(h for _, h in COLUMNS), title="active learning, per generation")
     for row in rows:
         table.add_row(*(_fmt(row.get(k), k) for k, _ in COLUMNS))
-    # a file or pipe gets the whole table, not one squeezed to 80 columns
-    from rich.console import Console
-
-    (console if console.is_terminal else Console(width=200, soft_wrap=True)).print(table)
+    print_table(table)
 
 
 # `mlip-auto train ...` for users of that name: the same command

@@ -13,6 +13,12 @@ err = Console(stderr=True, soft_wrap=True)
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, ImportError)
 
 
+def print_table(table: object) -> None:
+    """A rich table on the terminal; in a file or pipe the whole table, not one squeezed into
+    80 columns with every cell cut."""
+    (console if console.is_terminal else Console(width=240, soft_wrap=True)).print(table)
+
+
 def exit_on_sigterm() -> None:
     """Turn SIGTERM (``kill PID``) into SystemExit, so that the ``except BaseException`` blocks
     around pacemaker and mace_run_train stop them too instead of leaving them running orphaned."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from matbrain.cli.common import EXPECTED_ERRORS, console, fail
+from matbrain.cli.common import EXPECTED_ERRORS, console, fail, print_table
 
 db_app = typer.Typer(
     help="The labelled-structure store (ASE database). Example: matbrain db stats --db al.db",
@@ -32,7 +32,7 @@ def stats_cmd(db: DbOption) -> None:
     table = Table("generation", *STATUSES, "total", title=db)
     for row in store.stats():
         table.add_row(*(str(row[k]) for k in ("generation", *STATUSES, "total")))
-    console.print(table)
+    print_table(table)
     for row_id, reason in store.failures()[:10]:
         console.print(f"failed row {row_id}: {reason}", highlight=False)
 

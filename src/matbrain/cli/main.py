@@ -13,7 +13,7 @@ from rich.table import Table
 
 from matbrain import __version__
 from matbrain.cli.ace import ace_app, loop_app
-from matbrain.cli.common import EXPECTED_ERRORS, console, err, exit_on_sigterm
+from matbrain.cli.common import EXPECTED_ERRORS, console, err, exit_on_sigterm, print_table
 from matbrain.cli.common import fail as _fail
 from matbrain.cli.common import split_names as _split_names
 from matbrain.cli.db import db_app
@@ -85,7 +85,7 @@ def properties_cmd() -> None:
     table = Table("name", "JARVIS key", "unit", "description")
     for p in PROPERTIES:
         table.add_row(p.name, p.key, p.unit or "-", p.description)
-    console.print(table)
+    print_table(table)
 
 
 @data_app.command("process")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from matbrain.cli.common import EXPECTED_ERRORS, console, err, fail, split_names
+from matbrain.cli.common import EXPECTED_ERRORS, console, err, fail, print_table, split_names
 from matbrain.potentials.levels import ace_levels_table, mace_levels_table
 
 potential_app = typer.Typer(
@@ -349,7 +349,7 @@ def runs_cmd(
             f"{forces:.4f}" if forces is not None else "",
             str(e["path"]),
         )
-    console.print(table)
+    print_table(table)
 
 
 def relax_cmd(
