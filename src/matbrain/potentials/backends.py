@@ -68,10 +68,14 @@ def fit_backend(
     name = backend_name(cfg)
     if isinstance(cfg, AceTrainConfig):
         return _fit_ace(cfg, splits, run_dir, e0s, say)
-    if name in UNIVERSAL_BASES:
-        from matbrain.potentials.universal_finetune import finetune_universal
+    if name == "chgnet":
+        from matbrain.potentials.universal_finetune import finetune_chgnet
 
-        return finetune_universal(name, cfg, splits, run_dir, e0s, device, progress, say)
+        return finetune_chgnet(cfg, splits, run_dir, device, progress, say)
+    if name == "sevennet":
+        from matbrain.potentials.universal_finetune import finetune_sevennet
+
+        return finetune_sevennet(cfg, splits, run_dir, device, say)
     return _fit_mace(cfg, splits, run_dir, e0s, device, progress)
 
 

@@ -34,26 +34,6 @@ SEVENNET_FILE = "sevennet.pth"
 DEFAULT_LR = {"chgnet": 1e-3, "sevennet": 3e-4}
 
 
-def finetune_universal(
-    name: str,
-    cfg: MaceFinetuneConfig,
-    splits: dict[str, list[Atoms]],
-    run_dir: Path,
-    e0s: dict[str, float],
-    device: str,
-    progress: bool,
-    say: Say,
-) -> BackendFit:
-    if name == "chgnet":
-        return finetune_chgnet(cfg, splits, run_dir, device, progress, say)
-    if name == "sevennet":
-        return finetune_sevennet(cfg, splits, run_dir, device, say)
-    raise ValueError(
-        f"fine-tuning {name} is not available yet; fine-tune chgnet or a MACE model "
-        f"(use {name} as it is: matbrain potential eval --model {name})"
-    )
-
-
 def _chgnet_data(frames: list[Atoms], with_stress: bool, batch_size: int, shuffle: bool):  # type: ignore[no-untyped-def]
     from chgnet.data.dataset import StructureData, collate_graphs
     from pymatgen.io.ase import AseAtomsAdaptor
