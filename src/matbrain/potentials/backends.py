@@ -93,7 +93,6 @@ def _fit_mace(
         MaceFiles,
         mace_arguments,
         read_mace_history,
-        run_mace,
     )
 
     foundation = None
@@ -114,7 +113,7 @@ def _fit_mace(
         foundation_model=foundation,
     )
     (run_dir / "logs").mkdir(exist_ok=True)
-    _run_mace_with_progress(args, run_dir / "logs" / "mace.log", cfg.epochs, progress, run_mace)
+    _run_mace_with_progress(args, run_dir / "logs" / "mace.log", cfg.epochs, progress)
     model_path = run_dir / f"{MACE_NAME}.model"
     if getattr(cfg, "swa", False) and (run_dir / f"{MACE_NAME}_stagetwo.model").exists():
         model_path = run_dir / f"{MACE_NAME}_stagetwo.model"
@@ -126,10 +125,10 @@ def _fit_mace(
     return BackendFit(model_path, history, "mace-torch", engine_version("mace-torch"))
 
 
-def _run_mace_with_progress(  # type: ignore[no-untyped-def]
-    args: list[str], log_path: Path, epochs: int, progress: bool, run_mace
-) -> None:
+def _run_mace_with_progress(args: list[str], log_path: Path, epochs: int, progress: bool) -> None:
     from tqdm import tqdm
+
+    from matbrain.potentials.mace_runner import run_mace
 
     bar = tqdm(total=epochs, desc="MACE epochs", unit="epoch", disable=not progress)
 
