@@ -9,10 +9,7 @@ best validation report was read (within one log poll of that iteration); the rea
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +19,7 @@ from pathlib import Path
 from ase import Atoms
 
 from matbrain.common.files import atomic_path
+from matbrain.common.processes import LogFollower, StoppableProcess
 from matbrain.potentials.ace.config import AceTrainingConfig, write_input_yaml
 from matbrain.potentials.ace.dataset import split_records, write_pacemaker_dataset
 from matbrain.potentials.ace.early_stopping import EarlyStopping
@@ -114,10 +112,91 @@ def _keep_interim(workdir: Path) -> bool:
     return True
 
 
-def _default_sigint() -> None:
-    """In the child before exec: a job started in the background (``cmd &`` in a script, CI,
-    nohup) inherits SIGINT as ignored, and then pacemaker would never see our stop request."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+class BestPotentialKeeper:
+    """Observer: keeps a copy of the interim potential of the best validation report so far
+    (pacemaker writes none before its first iteration: then the next report's is copied)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.best_forces, self.want_copy = float("inf"), False
+        self.kept_iteration: int | None = None
+
+    def __call__(self, point: Point) -> None:
+        if point.split == "train":
+            return
+        if point.rmse_forces_eV_per_A < self.best_forces:
+            self.best_forces, self.want_copy = point.rmse_forces_eV_per_A, True
+        if self.want_copy and _keep_interim(self.workdir):
+            self.want_copy, self.kept_iteration = False, point.iteration
+
+
+class EarlyStopObserver:
+    """Observer: feeds training and validation reports to :class:`EarlyStopping` and asks the
+    process to stop when it says so."""
+
+    def __init__(self, stopper: EarlyStopping, process: StoppableProcess) -> None:
+        self.stopper, self.process = stopper, process
+        self.last_train_forces: float | None = None
+
+    def __call__(self, point: Point) -> None:
+        if point.split == "train":
+            self.last_train_forces = point.rmse_forces_eV_per_A
+            return
+        if self.last_train_forces is None or self.stopper.reason is not None:
+            return
+        if self.stopper.update(point.iteration, self.last_train_forces,
+                               point.rmse_forces_eV_per_A):  # fmt: skip
+            self.process.request_stop()
+
+
+def _prepare(
+    frames: list[Atoms],
+    cfg: AceTrainingConfig,
+    workdir: Path,
+    split: tuple[list[Atoms], list[Atoms]] | None,
+) -> tuple[list[Atoms], list[Atoms]]:
+    """Split, export the datasets, write ``input.yaml`` and clear a previous fit's outputs."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    train, valid = (
+        split if split is not None else split_records(frames, cfg.valid_fraction, cfg.seed)
+    )
+    write_pacemaker_dataset(train, workdir / "train.pckl.gzip")
+    write_pacemaker_dataset(valid, workdir / "valid.pckl.gzip")
+    elements = sorted({s for a in [*train, *valid] for s in a.get_chemical_symbols()})
+    write_input_yaml(cfg, elements, "train.pckl.gzip", "valid.pckl.gzip", workdir / "input.yaml")
+    (workdir / "split.json").write_text(json.dumps({
+        "train_db_ids": [a.info.get("db_id") for a in train],
+        "valid_db_ids": [a.info.get("db_id") for a in valid],
+    }))  # fmt: skip
+    for leftover in (
+        workdir / "log.txt",
+        workdir / BEST_INTERIM,
+        workdir / "output_potential.yaml",
+        *workdir.glob("interim_*"),
+    ):
+        leftover.unlink(missing_ok=True)  # a previous fit's, never this one's
+    return train, valid
+
+
+def _follow(
+    process: StoppableProcess,
+    log: LogFollower,
+    observers: list[Callable[[Point], None]],
+    poll_s: float,
+) -> list[Point]:
+    """Parse pacemaker's log as it grows and hand every report to the observers, until the
+    process has ended and its last lines are read."""
+    parser, points = PacemakerLogParser(), []
+    while True:
+        finished = not process.running()
+        for line in log.new_lines():
+            for point in parser.feed(line):
+                points.append(point)
+                for observe in observers:
+                    observe(point)
+        if finished:
+            return points
+        time.sleep(poll_s)
 
 
 def fit_ace(
@@ -134,114 +213,44 @@ def fit_ace(
     ``split`` gives (train, validation) explicitly; otherwise ``frames`` are split with the
     config's fraction and seed."""
     exe = _pacemaker()
-    workdir.mkdir(parents=True, exist_ok=True)
-    train, valid = (
-        split if split is not None else split_records(frames, cfg.valid_fraction, cfg.seed)
-    )
-    write_pacemaker_dataset(train, workdir / "train.pckl.gzip")
-    write_pacemaker_dataset(valid, workdir / "valid.pckl.gzip")
-    elements = sorted({s for a in [*train, *valid] for s in a.get_chemical_symbols()})
-    write_input_yaml(cfg, elements, "train.pckl.gzip", "valid.pckl.gzip", workdir / "input.yaml")
-    (workdir / "split.json").write_text(json.dumps({
-        "train_db_ids": [a.info.get("db_id") for a in train],
-        "valid_db_ids": [a.info.get("db_id") for a in valid],
-    }))  # fmt: skip
-
+    train, valid = _prepare(frames, cfg, workdir, split)
     stopper = (
         EarlyStopping(cfg.early_stopping_patience, cfg.early_stopping_min_delta)
         if cfg.early_stopping_patience
         else None
     )
-    parser = PacemakerLogParser()
+    keeper = BestPotentialKeeper(workdir)
     points: list[Point] = []
-    last_train_f: float | None = None
-    log_path = workdir / "log.txt"
-    log_path.unlink(missing_ok=True)
-    for leftover in (
-        workdir / BEST_INTERIM,
-        workdir / "output_potential.yaml",
-        *workdir.glob("interim_*"),
-    ):
-        leftover.unlink(missing_ok=True)  # a previous fit's, never this one's
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    with open(workdir / "pacemaker_stdout.txt", "w") as out:
-        proc = subprocess.Popen([exe, "input.yaml"], cwd=workdir, stdout=out,
-                                stderr=subprocess.STDOUT, env=env,
-                                preexec_fn=_default_sigint if os.name == "posix" else None)  # fmt: skip
-        offset, pending = 0, ""
-        interrupted_at: float | None = None
-        want_copy, kept_iteration = False, None
-        best_valid_f, interrupted = float("inf"), None
+    interrupted = None
+    process = StoppableProcess([exe, "input.yaml"], workdir, workdir / "pacemaker_stdout.txt",
+                               stop_grace_s)  # fmt: skip
+    with process:
+        observers: list[Callable[[Point], None]] = [keeper, points.append]
+        if on_point is not None:
+            observers.append(on_point)
+        if stopper is not None:
+            observers.append(EarlyStopObserver(stopper, process))
         try:
-            while True:
-                finished = proc.poll() is not None
-                if not finished and interrupted_at is not None:
-                    if time.monotonic() - interrupted_at > stop_grace_s:
-                        proc.terminate()  # SIGINT was not enough: stop it for good
-                        proc.wait(timeout=60)
-                        finished = True
-                if log_path.exists():
-                    with open(log_path) as fh:
-                        fh.seek(offset)
-                        chunk = fh.read()
-                        offset = fh.tell()
-                    lines = (pending + chunk).split("\n")
-                    pending = lines.pop()
-                    for line in lines:
-                        for point in parser.feed(line):
-                            points.append(point)
-                            if on_point is not None:
-                                on_point(point)
-                            if point.split == "train":
-                                last_train_f = point.rmse_forces_eV_per_A
-                                continue
-                            # the best validation report so far is kept, whatever stops the fit
-                            if point.rmse_forces_eV_per_A < best_valid_f:
-                                best_valid_f, want_copy = point.rmse_forces_eV_per_A, True
-                            if (
-                                stopper is not None
-                                and last_train_f is not None
-                                and stopper.reason is None
-                            ):
-                                stop = stopper.update(point.iteration, last_train_f,
-                                                      point.rmse_forces_eV_per_A)  # fmt: skip
-                                if stop and proc.poll() is None:
-                                    proc.send_signal(signal.SIGINT)
-                                    interrupted_at = time.monotonic()
-                            if want_copy and _keep_interim(workdir):
-                                want_copy, kept_iteration = False, point.iteration
-                if finished:
-                    break
-                time.sleep(poll_s)
+            _follow(process, LogFollower(workdir / "log.txt"), observers, poll_s)
         except (KeyboardInterrupt, SystemExit):
             # Ctrl-C or SIGTERM: stop pacemaker and keep the best potential of the iterations done
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=stop_grace_s)
-                except subprocess.TimeoutExpired:
-                    proc.terminate()
-                    proc.wait(timeout=60)
-            if kept_iteration is None:
+            process.stop()
+            if keeper.kept_iteration is None:
                 raise  # no validation report yet: nothing worth publishing
             done = max((p.iteration for p in points), default=0)
             interrupted = (f"interrupted at iteration {min(done, cfg.max_iter)}: the best "
-                           f"potential so far (iteration {kept_iteration}) is kept")  # fmt: skip
-        except BaseException:
-            proc.terminate()
-            proc.wait(timeout=60)
-            raise
+                           f"potential so far (iteration {keeper.kept_iteration}) is kept")  # fmt: skip
     stopped = interrupted or (stopper.reason if stopper is not None else None)
-    if proc.returncode != 0 and stopped is None:
+    if process.returncode != 0 and stopped is None:
         tail = (workdir / "pacemaker_stdout.txt").read_text().splitlines()[-10:]
-        raise PacemakerFailed(f"pacemaker exited with {proc.returncode}:\n" + "\n".join(tail))
+        raise PacemakerFailed(f"pacemaker exited with {process.returncode}:\n" + "\n".join(tail))
     names = (BEST_INTERIM, *POTENTIAL_FILES) if stopped else POTENTIAL_FILES
     potential = next((workdir / n for n in names if (workdir / n).exists()), None)
     if potential is None:
         raise PacemakerFailed(f"pacemaker wrote no potential in {workdir}")
     fit = AceFit(workdir, potential, len(train), len(valid), points, stopped,
                  stopper.best_iteration if stopper else None,
-                 kept_iteration if potential.name == BEST_INTERIM else None)  # fmt: skip
+                 keeper.kept_iteration if potential.name == BEST_INTERIM else None)  # fmt: skip
     (workdir / "fit_metrics.json").write_text(json.dumps(fit.metrics(), indent=2))
     (workdir / "points.json").write_text(json.dumps([asdict(p) for p in points]))
     return fit
