@@ -9,7 +9,8 @@ import yaml
 from ase.build import bulk
 from ase.io import write
 
-from matbrain.active.loop import ActiveLearningLoop, load_loop_config
+from matbrain.active.loop import ActiveLearningLoop
+from matbrain.active.loop_config import load_loop_config
 from matbrain.active.store import LabelStore
 from matbrain.potentials.ace.fit import pacemaker_executable
 
@@ -127,7 +128,7 @@ def test_two_generation_loop_resumes_after_interruption(tmp_path):
     assert not any(line.startswith("[") for line in again)
 
     # one more generation allowed, with targets the potential meets: it samples, scores and stops
-    from matbrain.active.loop import Targets
+    from matbrain.active.loop_config import Targets
 
     more = cfg.model_copy(update={
         "generations": 3, "targets": Targets(force_rmse_eV_per_A=10.0, extrapolative_share=1.0),
@@ -169,7 +170,7 @@ def test_mace_committee_scores_and_drives_md(tmp_path, trained_run):
 
 @needs_pacemaker
 def test_generation_table_has_one_format_per_column(tmp_path):
-    from matbrain.active.loop import write_table
+    from matbrain.active.generations import write_table
 
     rows = [
         {"generation": 0, "labelled": 11, "rmse_e_meV_per_atom": 1.3214, "rmse_f_eV_per_A": 0.01493},

@@ -41,7 +41,7 @@ def test_errors_are_one_clear_line(tmp_path):
 
 
 def test_example_config_is_valid(tmp_path):
-    from matbrain.active.loop import load_loop_config
+    from matbrain.active.loop_config import load_loop_config
 
     result = invoke("loop", "example")
     (tmp_path / "al.yaml").write_text(result.output)

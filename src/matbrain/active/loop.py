@@ -12,152 +12,28 @@ labelling itself resumes row by row through the store.
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import yaml
 from ase import Atoms
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from matbrain.active.ace_training import train_from_store
-from matbrain.active.initial import InitialSetConfig, add_initial_set, read_seeds
+from matbrain.active.generations import generation_folder, generation_table, write_table
+from matbrain.active.initial import add_initial_set, read_seeds
 from matbrain.active.labelling import label_pending
-from matbrain.active.sampling import SamplingConfig, sample_pool
-from matbrain.active.selection import (
-    SelectionConfig,
-    committee_disagreement,
-    extrapolation_grades,
-    select,
-)
+from matbrain.active.loop_config import LoopConfig
+from matbrain.active.sampling import sample_pool
+from matbrain.active.selection import committee_disagreement, extrapolation_grades, select
 from matbrain.active.store import LabelStore
 from matbrain.common.files import atomic_write_text
 from matbrain.common.resume import refuse_changed_config
-from matbrain.potentials.ace.config import AceTrainingConfig
 from matbrain.potentials.ace.pacemaker_log import Point
 from matbrain.potentials.ace.versions import PotentialVersion, version_paths
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class InitialSettings(InitialSetConfig):
-    """The ``initial`` block: the seeds and how the initial set is made from them."""
-
-    seeds: list[str] = Field(min_length=1, description="structure files or JARVIS ids")
-
-    def config(self) -> InitialSetConfig:
-        return InitialSetConfig(**self.model_dump(exclude={"seeds"}))
-
-
-class OracleSettings(_Strict):
-    name: str = "gpaw"
-    settings: dict[str, Any] = Field(default_factory=dict)
-    workers: int = Field(1, ge=1)
-
-
-class MaceCommittee(_Strict):
-    """MACE models fine-tuned from one base model with different seeds on the labelled set."""
-
-    base_model: str = Field(description="a MACE .model file, a run folder, or MACE-MP-0[:size]")
-    members: int = Field(3, ge=2)
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(4, ge=1)
-    lr: float = Field(0.01, gt=0)
-    dtype: Literal["float32", "float64"] = "float32"
-
-
-class Targets(_Strict):
-    force_rmse_eV_per_A: float | None = Field(None, gt=0)
-    extrapolative_share: float | None = Field(None, ge=0, le=1)
-
-
-class LoopConfig(_Strict):
-    db: str = "al.db"
-    workdir: str = "al_run"
-    generations: int = Field(
-        2, ge=0, description="sample/select/label/fit rounds after generation 0"
-    )
-    initial: InitialSettings
-    oracle: OracleSettings = Field(default_factory=OracleSettings)
-    ace: AceTrainingConfig = Field(default_factory=AceTrainingConfig)
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    selection: SelectionConfig = Field(default_factory=SelectionConfig)
-    committee: list[str] = Field(
-        default_factory=list, description="fixed potentials (files or names) as the committee"
-    )
-    mace_committee: MaceCommittee | None = Field(
-        None, description="a MACE committee fine-tuned at every generation (instead of committee)"
-    )
-    surrogate: Literal["ace", "mace"] = Field(
-        "ace", description="MD with the current ACE version, or with the first MACE member"
-    )
-    targets: Targets = Field(default_factory=Targets)
-
-
-def load_loop_config(path: Path) -> LoopConfig:
-    """Read ``al.yaml``; relative paths (db, workdir, seed files) are relative to its folder."""
-    if not path.exists():
-        raise FileNotFoundError(f"loop config not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping of settings")
-    base = path.resolve().parent
-
-    def local(p: str) -> str:
-        return (
-            p
-            if p.startswith(("postgresql://", "postgres://")) or Path(p).is_absolute()
-            else str(base / p)
-        )
-
-    for key in ("db", "workdir"):
-        raw[key] = local(str(raw.get(key, LoopConfig.model_fields[key].default)))
-    seeds = raw.get("initial", {}).get("seeds", [])
-    raw.setdefault("initial", {})["seeds"] = [local(s) if (base / s).exists() else s for s in seeds]
-    try:
-        return LoopConfig(**raw)
-    except ValidationError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
-
-
-EXAMPLE_CONFIG = """\
-# matbrain loop run --config al.yaml   (relative paths are relative to this file)
-db: al.db
-workdir: al_run
-generations: 2
-initial:
-  seeds: [Si.cif]            # files (CIF, POSCAR, extxyz) or JARVIS ids such as JVASP-1002
-  supercell: [1, 1, 1]
-  n_rattled: 6
-  n_random_strains: 2
-oracle:
-  name: gpaw                 # gpaw | espresso | cp2k | emt (tests only)
-  settings: {cutoff_eV: 300, kpoint_density_per_A: 2.0}
-  workers: 2
-ace:
-  cutoff_A: 5.0
-  functions_per_element: 50
-  max_iter: 100
-sampling:
-  temperatures_K: [300, 1000]
-  steps: 300
-  sample_interval: 10
-  trajectories_per_temperature: 1
-selection:
-  low: 1.5                   # γ window: label frames with 1.5 <= γ < 25
-  high: 25
-  budget: 6
-  method: d-optimal          # d-optimal | farthest-point | random
-targets:
-  force_rmse_eV_per_A: 0.05
-  extrapolative_share: 0.05
-"""
 
 
 class LoopState:
@@ -176,10 +52,6 @@ class LoopState:
         self.data["done"].append(step)
         self.data.update(extra)
         atomic_write_text(self.path, json.dumps(self.data, indent=2))
-
-
-def _gen(g: int) -> str:
-    return f"gen_{g:02d}"
 
 
 class ActiveLearningLoop:
@@ -225,7 +97,7 @@ class ActiveLearningLoop:
         self.echo(f"labelled with {o.name}: {report.completed} completed, {report.failed} failed")
 
     def _fit(self, g: int) -> None:
-        version = train_from_store(self.cfg.db, self.cfg.ace, self.potentials, self.work / _gen(g),
+        version = train_from_store(self.cfg.db, self.cfg.ace, self.potentials, self.work / generation_folder(g),
                                    generation=g, on_point=self.on_point)  # fmt: skip
         m = version.metrics()
         valid = m.get("valid", {})
@@ -250,7 +122,7 @@ class ActiveLearningLoop:
         version = version_paths(self.potentials, g - 1)
         surrogate = self._mace_members(g)[0] if self.cfg.surrogate == "mace" else version.yace
         pool = sample_pool(surrogate, self._md_seeds(g), self.cfg.sampling, seed=g)
-        folder = self.work / _gen(g)
+        folder = self.work / generation_folder(g)
         folder.mkdir(parents=True, exist_ok=True)
         if pool.frames:
             ase.io.write(folder / "pool.xyz", pool.frames, format="extxyz")
@@ -279,7 +151,7 @@ class ActiveLearningLoop:
         mc = self.cfg.mace_committee
         if mc is None:
             raise ValueError("surrogate: mace needs a mace_committee block (base_model, members)")
-        folder = self.work / _gen(g) / "mace_committee"
+        folder = self.work / generation_folder(g) / "mace_committee"
         paths = []
         for k in range(mc.members):
             run = folder / f"member_{k}"
@@ -310,7 +182,7 @@ class ActiveLearningLoop:
     def _select(self, g: int) -> dict[str, Any]:
         import ase.io
 
-        folder = self.work / _gen(g)
+        folder = self.work / generation_folder(g)
         version = version_paths(self.potentials, g - 1)
         pool = (
             list(ase.io.read(folder / "pool.xyz", ":"))
@@ -393,77 +265,3 @@ class ActiveLearningLoop:
         rows = generation_table(self.work, self.store)
         write_table(rows, self.work)
         return rows
-
-
-COLUMNS = (
-    ("generation", "gen"), ("labelled", "labelled"), ("new", "new"), ("failed", "failed"),
-    ("rmse_e_meV_per_atom", "RMSE E (meV/atom)"), ("rmse_f_eV_per_A", "RMSE F (eV/Å)"),
-    ("pool", "MD frames"), ("md_stable", "MD stable"), ("gamma_median", "score median"),
-    ("gamma_max", "score max"), ("extrapolative_pct", "extrapolative %"), ("selected", "selected"),
-)  # fmt: skip
-
-
-def generation_table(work: Path, store: LabelStore) -> list[dict[str, Any]]:
-    """Rows from what each generation left on disk and in the store.
-
-    The MD columns of generation g describe the sampling with potential g−1 that found the
-    structures labelled in generation g.
-    """
-    stats = {s["generation"]: s for s in store.stats()}
-    rows: list[dict[str, Any]] = []
-    labelled = 0
-    g = 0
-    potentials = work / "potentials"
-    while True:
-        version = version_paths(potentials, g)
-        folder = work / _gen(g)
-        if not version.metrics_file.exists() and not (folder / "sampling.json").exists():
-            break
-        s = stats.get(g, {})
-        labelled += s.get("completed", 0)
-        row: dict[str, Any] = {"generation": g, "labelled": labelled,
-                               "new": s.get("completed", 0), "failed": s.get("failed", 0)}  # fmt: skip
-        if version.metrics_file.exists():
-            valid = version.metrics().get("valid", {})
-            row["rmse_e_meV_per_atom"] = valid.get("rmse_energy_meV_per_atom")
-            row["rmse_f_eV_per_A"] = valid.get("rmse_forces_eV_per_A")
-        if (folder / "sampling.json").exists():
-            sampling = json.loads((folder / "sampling.json").read_text())
-            row["pool"] = sampling["frames"]
-            row["md_stable"] = f"{sampling['stable']}/{len(sampling['trajectories'])}"
-        if (folder / "selection.json").exists():
-            sel = json.loads((folder / "selection.json").read_text())
-            scores = np.asarray(sel["scores"])
-            if len(scores):
-                row["gamma_median"] = float(np.median(scores))
-                row["gamma_max"] = float(scores.max())
-            row["extrapolative_pct"] = 100 * sel["extrapolative_share"]
-            row["selected"] = len(sel["selected"])
-        rows.append(row)
-        g += 1
-    return rows
-
-
-# decimals per float column; the rest are counts or text
-DECIMALS = {"rmse_e_meV_per_atom": 2, "rmse_f_eV_per_A": 4, "gamma_median": 2, "gamma_max": 2,
-            "extrapolative_pct": 1}  # fmt: skip
-
-
-def _fmt(value: Any, key: str = "") -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{DECIMALS.get(key, 3)}f}"
-    return str(value)
-
-
-def write_table(rows: list[dict[str, Any]], work: Path) -> None:
-    keys = [k for k, _ in COLUMNS]
-    with open(work / "generations.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in keys})
-    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(r.get(k), k) for k in keys) + " |" for r in rows]
-    (work / "generations.md").write_text("\n".join(lines) + "\n")

@@ -138,7 +138,8 @@ def run_cmd(
 
     Example: matbrain loop run --config al.yaml
     """
-    from matbrain.active.loop import ActiveLearningLoop, load_loop_config
+    from matbrain.active.loop import ActiveLearningLoop
+    from matbrain.active.loop_config import load_loop_config
 
     try:
         cfg = load_loop_config(config)
@@ -166,7 +167,9 @@ def status_cmd(config: Annotated[Path, typer.Option(help="al.yaml")]) -> None:
 
     Example: matbrain loop status --config al.yaml
     """
-    from matbrain.active.loop import LoopState, generation_table, load_loop_config
+    from matbrain.active.generations import generation_table
+    from matbrain.active.loop import LoopState
+    from matbrain.active.loop_config import load_loop_config
     from matbrain.active.store import LabelStore
 
     try:
@@ -187,7 +190,7 @@ def example_cmd() -> None:
 
     Example: matbrain loop example > al.yaml
     """
-    from matbrain.active.loop import EXAMPLE_CONFIG
+    from matbrain.active.loop_config import EXAMPLE_CONFIG
 
     typer.echo(EXAMPLE_CONFIG, nl=False)
 
@@ -195,11 +198,11 @@ def example_cmd() -> None:
 def _print_table(rows) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
-    from matbrain.active.loop import COLUMNS, _fmt
+    from matbrain.active.generations import COLUMNS, format_cell
 
     table = Table(*(h for _, h in COLUMNS), title="active learning, per generation")
     for row in rows:
-        table.add_row(*(_fmt(row.get(k), k) for k, _ in COLUMNS))
+        table.add_row(*(format_cell(row.get(k), k) for k, _ in COLUMNS))
     print_table(table)
 
 
