@@ -148,6 +148,11 @@ def test_e0s_least_squares_recovers_known_values():
     isolated = Atoms(["Ni"], pbc=False)
     isolated.info[ENERGY_KEY] = -1.0
     assert fit_e0s(frames, [isolated])["Ni"] == -1.0
+    # with Ni held at its true value, Cu is fitted to what Ni leaves (a Ni-only frame adds nothing)
+    isolated.info[ENERGY_KEY] = e0["Ni"]
+    only_ni = Atoms(["Ni"] * 2, pbc=True, cell=[5, 5, 5])
+    only_ni.info[ENERGY_KEY] = 0.0  # would pull Cu off if it were fitted
+    assert fit_e0s([*frames, only_ni], [isolated]) == pytest.approx(e0)
 
 
 def test_isolated_atom_frames_are_set_aside(tmp_path):

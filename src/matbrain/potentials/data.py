@@ -9,7 +9,6 @@ calculator uses means MACE can never silently read a different (or no) label.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -332,11 +331,12 @@ def energy_and_forces(atoms: Atoms) -> tuple[float, np.ndarray]:
 
 
 def fit_e0s(frames: list[Atoms], isolated: list[Atoms] | None = None) -> dict[str, float]:
-    """Isolated-atom energies (eV): from isolated-atom frames where given, else least squares.
+    """Isolated-atom energies (eV): from isolated-atom frames where given, else mace-torch's
+    average E0s (least squares of ``E_total ≈ Σ_Z n_Z E0_Z`` over the training structures),
+    with elements that have an isolated-atom frame held at that value."""
+    from mace.data.utils import Configuration, compute_average_E0s
+    from mace.tools import AtomicNumberTable
 
-    The least-squares fit solves ``E_total ≈ Σ_Z n_Z E0_Z`` over the training structures, with
-    elements that have an isolated-atom frame held at that value.
-    """
     fixed: dict[int, float] = {}
     for a in isolated or []:
         if ENERGY_KEY in a.info:
@@ -348,12 +348,22 @@ def fit_e0s(frames: list[Atoms], isolated: list[Atoms] | None = None) -> dict[st
         labelled = [a for a in frames if ENERGY_KEY in a.info]
         if not labelled:
             raise LabelError("cannot fit E0s: no structure has an energy")
-        counts = np.array([[Counter(a.numbers.tolist())[z] for z in free] for a in labelled], float)
-        target = np.array(
-            [a.info[ENERGY_KEY] - sum(fixed.get(int(z), 0.0) for z in a.numbers) for a in labelled]
-        )
-        solution, *_ = np.linalg.lstsq(counts, target, rcond=None)
-        e0.update({z: float(v) for z, v in zip(free, solution, strict=True)})
+        configs = [
+            Configuration(
+                atomic_numbers=a.numbers,
+                positions=a.positions,
+                properties={
+                    # what the fixed elements leave for the others to explain
+                    "energy": a.info[ENERGY_KEY] - sum(fixed.get(int(z), 0.0) for z in a.numbers)
+                },
+                property_weights={},
+            )
+            for a in labelled
+        ]
+        # a structure made only of fixed elements has nothing left to fit
+        configs = [c for c in configs if any(int(z) in free for z in c.atomic_numbers)]
+        average = compute_average_E0s(configs, AtomicNumberTable(free))
+        e0.update({z: float(average[z]) for z in free})
     return {chemical_symbols[z]: e0[z] for z in sorted(e0)}
 
 
