@@ -14,7 +14,7 @@ from matbrain.models.backbone import BackboneNet
 
 CONFIG = GraphConfig(cutoff_A=5.0, max_neighbors=12)
 # every model that needs no file beside it (mace as a backbone needs a local .model)
-MODELS = ("cgcnn", "e3nn", "chgnet", "sevennet")
+MODELS = ("cgcnn", "e3nn", "e3nn-cgcnn-atoms", "chgnet", "sevennet")
 
 
 def predict(model, structures: list[Atoms]) -> np.ndarray:
@@ -35,8 +35,10 @@ def model(request):
         for lin in m.heads.baseline:
             torch.nn.init.normal_(lin.weight, std=0.3)
     else:
-        m = get_model_class(request.param).from_preset(
-            "small", n_properties=3, cutoff=CONFIG.cutoff_A
+        algorithm, _, atoms = request.param.partition("-")
+        m = get_model_class(algorithm).from_preset(
+            "small", n_properties=3, cutoff=CONFIG.cutoff_A,
+            atom_features="cgcnn" if atoms else "learned",
         )
     m.eval()
     # a trained-looking batch-norm state, so that eval mode is not the identity

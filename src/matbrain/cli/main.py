@@ -201,6 +201,10 @@ def train_cmd(
     dropout: Annotated[float | None, typer.Option(help="dropout in the heads")] = None,
     loss: Annotated[str | None, typer.Option(help="mse | l1 | huber")] = None,
     weight_decay: Annotated[float | None, typer.Option()] = None,
+    atom_features: Annotated[
+        str | None,
+        typer.Option(help="cgcnn/e3nn atoms start from: cgcnn (element descriptors) | learned"),
+    ] = None,
     base_model: Annotated[
         str | None, typer.Option(help="--algorithm mace: a local MACE .model file")
     ] = None,
@@ -277,6 +281,7 @@ def train_cmd(
             "dropout": dropout,
             "loss": loss,
             "weight_decay": weight_decay,
+            "atom_features": atom_features,
             "base_model": base_model,
             "finetune_from": finetune_from,
             "backbone_mode": backbone_mode,

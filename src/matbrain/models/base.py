@@ -95,6 +95,7 @@ class PropertyModel(nn.Module):
             cutoff=config.cutoff_A,
             dropout=config.dropout,
             composition_baseline=config.composition_baseline,
+            atom_features=config.atom_features,
         )
 
     @classmethod

@@ -10,6 +10,7 @@ from torch.nn import functional as F
 
 from matbrain.data.batching import GraphBatch
 from matbrain.models.base import MultiTaskHeads, PropertyModel, scatter_mean, scatter_sum
+from matbrain.models.element_features import element_embedding
 
 
 def gaussian_expansion(d: torch.Tensor, d_max: float, step: float) -> torch.Tensor:
@@ -53,10 +54,12 @@ class CGCNN(PropertyModel):
         gaussian_step: float = 0.2,
         dropout: float = 0.0,
         composition_baseline: bool = False,
+        atom_features: str = "learned",
     ) -> None:
         super().__init__(
             n_properties,
             composition_baseline=composition_baseline,
+            atom_features=atom_features,
             atom_dim=atom_dim,
             n_conv=n_conv,
             hidden_dim=hidden_dim,
@@ -66,7 +69,7 @@ class CGCNN(PropertyModel):
         )
         self.cutoff, self.step = cutoff, gaussian_step
         edge_dim = len(torch.arange(0.0, cutoff + gaussian_step, gaussian_step))
-        self.embedding = nn.Embedding(119, atom_dim)
+        self.embedding = element_embedding(atom_dim, atom_features)
         self.convs = nn.ModuleList(CGConv(atom_dim, edge_dim) for _ in range(n_conv))
         self.to_hidden = nn.Linear(atom_dim, hidden_dim)
         self.heads = MultiTaskHeads(hidden_dim, n_properties, hidden_dim, dropout)

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from matbrain.data.batching import GraphBatch
 from matbrain.models.base import MultiTaskHeads, PropertyModel, scatter_mean, scatter_sum
 from matbrain.models.e3nn_import import import_e3nn
+from matbrain.models.element_features import element_embedding
 
 o3, e3nn_nn, e3nn_math = import_e3nn()
 
@@ -141,10 +142,12 @@ class E3nnNet(PropertyModel):
         avg_neighbors: float = 12.0,
         dropout: float = 0.0,
         composition_baseline: bool = False,
+        atom_features: str = "learned",
     ) -> None:
         super().__init__(
             n_properties,
             composition_baseline=composition_baseline,
+            atom_features=atom_features,
             mul=mul,
             lmax=lmax,
             n_layers=n_layers,
@@ -162,7 +165,7 @@ class E3nnNet(PropertyModel):
             avg_neighbors,
         )
         self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
-        self.embedding = nn.Embedding(119, mul)
+        self.embedding = element_embedding(mul, atom_features)
         irreps = o3.Irreps(f"{mul}x0e")
         hidden = hidden_irreps(mul, lmax)
         self.layers = nn.ModuleList()
