@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import time
 
 import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
+from matbrain.active.labelling import label_pending
 from matbrain.active.store import Labels, LabelStore, structure_hash
 
 
@@ -44,16 +47,16 @@ def test_pending_running_completed_failed(store):
     first = store.claim("w1")
     assert first.id == ids[0] and first.config_type == "rattled"
     assert store.counts()["running"] == 1
-    store.complete(first.id, _emt_labels(first.atoms), EMT_INFO)
+    store.complete(first.id, _emt_labels(first.atoms), EMT_INFO, worker="w1")
     second = store.claim("w1")
-    store.fail(second.id, "SCF not converged after 100 iterations", EMT_INFO)
+    store.fail(second.id, "SCF not converged after 100 iterations", EMT_INFO, worker="w1")
     assert store.counts() == {"pending": 1, "running": 0, "completed": 1, "failed": 1}
     assert store.failures() == [(second.id, "SCF not converged after 100 iterations")]
     done = store.completed()
     assert len(done) == 1 and done[0].info["oracle"] == "emt"
     np.testing.assert_allclose(done[0].get_forces(), _emt_labels(first.atoms).forces)
     with pytest.raises(ValueError, match="not running"):
-        store.complete(first.id, _emt_labels(first.atoms))  # never overwrite a labelled row
+        store.complete(first.id, _emt_labels(first.atoms), worker="w1")  # never overwrite
 
 
 def test_duplicates_are_not_stored_twice(store):
@@ -69,7 +72,7 @@ def test_nan_labels_are_refused_and_nothing_is_lost(store):
     claimed = store.claim()
     bad = _emt_labels(atoms)
     with pytest.raises(ValueError, match="forces"):
-        store.complete(claimed.id, Labels(bad.energy, bad.forces * np.nan))
+        store.complete(claimed.id, Labels(bad.energy, bad.forces * np.nan), worker=claimed.worker)
     assert store.counts()["running"] == 1  # still claimed, not half-written
 
 
@@ -80,14 +83,18 @@ def test_crash_mid_labelling_then_resume_loses_nothing(store):
     for _ in range(3):
         c = store.claim("w")
         labels = _emt_labels(c.atoms)
-        store.complete(c.id, labels)
+        store.complete(c.id, labels, worker="w")
         labelled[c.id] = labels.energy
-    store.claim("w")  # the worker dies here, its row stays running
+    store.claim("w", lease_s=0.2)  # the worker dies here, its row stays running
     assert store.counts() == {"pending": 1, "running": 1, "completed": 3, "failed": 0}
     resumed = LabelStore(store.url)  # a new process opens the same store
-    assert resumed.requeue_running() == 1
+    assert resumed.release_expired() == 0  # a live lease is never taken
+    time.sleep(0.3)
+    got = []
     while (c := resumed.claim("w2")) is not None:
-        resumed.complete(c.id, _emt_labels(c.atoms))
+        got.append(c.id)
+        resumed.complete(c.id, _emt_labels(c.atoms), worker="w2")
+    assert len(got) == 2  # the pending row and the one whose lease ran out
     assert resumed.counts()["completed"] == 5
     for atoms in resumed.completed():
         if atoms.info["db_id"] in labelled:
@@ -115,6 +122,62 @@ def test_three_workers_never_claim_the_same_row(store):
     for w in workers:
         w.join(timeout=60)
     assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 40
+
+
+def test_only_the_lease_holder_writes_and_lost_leases_end_in_failed(store):
+    store.add(_cells(1)[0])
+    stale = store.claim("w1", lease_s=0.05)
+    time.sleep(0.1)  # w1 stalls; its lease runs out and w2 takes the row
+    fresh = store.claim("w2", lease_s=60)
+    assert fresh.id == stale.id
+    labels = _emt_labels(stale.atoms)
+    with pytest.raises(ValueError, match="leased to w2, not w1"):
+        store.complete(stale.id, labels, worker="w1")
+    with pytest.raises(ValueError, match="leased to w2, not w1"):
+        store.fail(stale.id, "late", worker="w1")
+    store.release(fresh.id, "w2")  # given back on purpose: does not count as an attempt
+    for attempt in range(2):  # w1 lost one lease; two more workers die holding it
+        assert store.claim(f"dies{attempt}", lease_s=0.05).id == stale.id
+        time.sleep(0.1)
+    assert store.claim("w3") is None
+    assert store.failures() == [(stale.id, "3 leases expired (workers stopped), last dies1")]
+
+
+def test_a_kept_lease_outlives_its_length(store):
+    store.add(_cells(1)[0])
+    claimed = store.claim("slow", lease_s=0.3)
+    with store.keep_lease(claimed, lease_s=0.3):
+        time.sleep(1.0)  # a job three times longer than the lease
+        assert store.claim("other") is None  # still held
+    store.complete(claimed.id, _emt_labels(claimed.atoms), worker="slow")
+    assert store.counts()["completed"] == 1
+
+
+def _hold_then_hang(url: str, ready) -> None:
+    store = LabelStore(url)
+    claimed = store.claim("doomed", lease_s=0.5)
+    with store.keep_lease(claimed, lease_s=0.5):
+        ready.put(claimed.id)
+        time.sleep(600)  # killed here, mid-job
+
+
+def test_two_labellers_with_a_worker_killed_mid_job_label_every_row_once(store):
+    for atoms in _cells(12):
+        store.add(atoms)
+    ctx = mp.get_context("spawn")
+    ready = ctx.Queue()
+    doomed = ctx.Process(target=_hold_then_hang, args=(store.url, ready))
+    doomed.start()
+    killed_row = ready.get(timeout=120)
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.join(timeout=30)
+    time.sleep(0.6)  # its lease runs out: nobody renews it any more
+    report = label_pending(store.url, "emt", workers=2, lease_s=5.0)
+    assert report.completed == 12 and report.failed == 0 and report.requeued == 1
+    assert store.counts() == {"pending": 0, "running": 0, "completed": 12, "failed": 0}
+    row = store.db.get(id=killed_row)
+    assert row.attempts == 2 and row.worker != "doomed"  # retried once, by a live labeller
+    assert len({a.info["db_id"] for a in store.completed()}) == 12
 
 
 def test_stats_by_generation(store):

@@ -1,20 +1,21 @@
 """Label pending structures with an oracle, in parallel worker processes.
 
-Each worker claims one row at a time from the store, so workers never label the same structure.
-A failed calculation marks its row failed with the reason and the worker goes on. Rows left
-running by a worker that died are put back to pending when labelling starts again.
+Each worker leases one row at a time from the store and renews the lease while its oracle runs,
+so workers never label the same structure. A failed calculation marks its row failed with the
+reason and the worker goes on. The row of a worker that died goes back to pending once its lease
+has run out (and is retried, up to the store's attempt limit); a live worker's row is never taken.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from matbrain.active.oracles import OracleError, make_oracle
-from matbrain.active.store import LabelStore
+from matbrain.active.store import LEASE_S, LabelStore, new_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -27,25 +28,30 @@ class LabelReport:
 
 
 def _work(
-    url: str, oracle_name: str, settings: dict[str, Any], limit: int | None
+    url: str, oracle_name: str, settings: dict[str, Any], limit: int | None, lease_s: float
 ) -> tuple[int, int]:
     store = LabelStore(url)
     oracle = make_oracle(oracle_name, settings)
     info = oracle.describe()
     done = failed = 0
-    worker = f"pid{os.getpid()}"
+    worker = new_worker_id()
     while limit is None or done + failed < limit:
-        claimed = store.claim(worker)
+        claimed = store.claim(worker, lease_s)
         if claimed is None:
             break
         try:
-            labels = oracle.label(claimed.atoms)
+            with store.keep_lease(claimed, lease_s):
+                labels = oracle.label(claimed.atoms)
+        except (KeyboardInterrupt, SystemExit):
+            with contextlib.suppress(Exception):  # stopped on purpose: the row is free at once
+                store.release(claimed.id, worker)
+            raise
         except OracleError as exc:
-            store.fail(claimed.id, str(exc), info)
+            store.fail(claimed.id, str(exc), info, worker=worker)
             failed += 1
             log.warning("row %d failed: %s", claimed.id, exc)
             continue
-        store.complete(claimed.id, labels, info)
+        store.complete(claimed.id, labels, info, worker=worker)
         done += 1
     return done, failed
 
@@ -56,15 +62,15 @@ def label_pending(
     settings: dict[str, Any] | None = None,
     workers: int = 1,
     limit_per_worker: int | None = None,
+    lease_s: float = LEASE_S,
 ) -> LabelReport:
-    """Label every pending row of the store at ``url`` with ``oracle``."""
+    """Label every pending row of the store at ``url`` with ``oracle``; each claim is a lease
+    of ``lease_s`` seconds, renewed while the oracle runs."""
     make_oracle(oracle, settings)  # bad names or settings fail here, before any worker starts
-    report = LabelReport(requeued=LabelStore(url).requeue_running())
+    report = LabelReport(requeued=LabelStore(url).release_expired())
     if report.requeued:
-        log.info(
-            "%d structures left running by a stopped worker are pending again", report.requeued
-        )
-    args = (url, oracle, settings or {}, limit_per_worker)
+        log.info("%d structures whose worker stopped are pending again", report.requeued)
+    args = (url, oracle, settings or {}, limit_per_worker, lease_s)
     if workers <= 1:
         results = [_work(*args)]
     else:
