@@ -28,6 +28,24 @@ def test_emt_refuses_elements_it_does_not_know():
         make_oracle("emt").label(bulk("Si", "diamond", a=5.43))
 
 
+def test_labelling_on_a_two_worker_dask_cluster_labels_every_row_once(tmp_path):
+    url = str(tmp_path / "al.db")
+    store = LabelStore(url)
+    for i in range(10):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.rattle(0.05, seed=i)
+        store.add(atoms, config_type="rattled")
+    lines: list[str] = []
+    report = label_pending(url, "emt", workers=2, executor="dask", echo=lines.append)
+    assert (report.completed, report.failed) == (10, 0)
+    assert store.counts() == {"pending": 0, "running": 0, "completed": 10, "failed": 0}
+    rows = list(store.db.select(status="completed"))
+    assert all(row.attempts == 1 for row in rows)  # each claimed and labelled exactly once
+    assert lines and lines[0].startswith("Dask dashboard: http")
+    with pytest.raises(ValueError, match="unknown executor 'ray'; valid: local, dask"):
+        label_pending(url, "emt", executor="ray")
+
+
 def test_parallel_labelling_fails_bad_rows_and_goes_on(tmp_path):
     url = str(tmp_path / "al.db")
     store = LabelStore(url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,32 @@ from matbrain.active.oracles import OracleError, make_oracle
 from matbrain.active.store import LEASE_S, LabelStore, new_worker_id
 
 log = logging.getLogger(__name__)
+
+
+EXECUTORS = ("local", "dask")
+
+
+def _on_dask(
+    args: tuple[Any, ...], workers: int, scheduler: str | None, echo: Callable[[str], None]
+) -> list[tuple[int, int]]:
+    try:
+        from distributed import Client, LocalCluster, progress
+    except ImportError as exc:  # pragma: no cover - installed by setup
+        raise ImportError("the dask executor needs: pip install 'dask[distributed]'") from exc
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            cluster = stack.enter_context(
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                             dashboard_address=":0")  # fmt: skip
+            )
+            client = stack.enter_context(Client(cluster))
+        else:
+            client = stack.enter_context(Client(scheduler))
+        echo(f"Dask dashboard: {client.dashboard_link}")
+        # one labelling job per worker; each claims rows until none is pending
+        futures = [client.submit(_work, *args, pure=False) for _ in range(workers)]
+        progress(futures)  # a text progress bar; the dashboard has the details
+        return client.gather(futures)
 
 
 @dataclass
@@ -63,15 +90,28 @@ def label_pending(
     workers: int = 1,
     limit_per_worker: int | None = None,
     lease_s: float = LEASE_S,
+    executor: str = "local",
+    scheduler: str | None = None,
+    echo: Callable[[str], None] = log.info,
 ) -> LabelReport:
     """Label every pending row of the store at ``url`` with ``oracle``; each claim is a lease
-    of ``lease_s`` seconds, renewed while the oracle runs."""
+    of ``lease_s`` seconds, renewed while the oracle runs.
+
+    ``executor``: ``local`` (worker processes on this machine) or ``dask``: ``workers`` labelling
+    jobs on a Dask cluster, a ``LocalCluster`` of that many processes, or the running scheduler
+    at ``scheduler`` (``tcp://host:port``; e.g. one that dask-jobqueue started on SLURM or PBS).
+    Workers claim rows from the store, so a lost Dask worker loses only the row it held, which
+    is retried when its lease runs out."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
     make_oracle(oracle, settings)  # bad names or settings fail here, before any worker starts
     report = LabelReport(requeued=LabelStore(url).release_expired())
     if report.requeued:
         log.info("%d structures whose worker stopped are pending again", report.requeued)
     args = (url, oracle, settings or {}, limit_per_worker, lease_s)
-    if workers <= 1:
+    if executor == "dask":
+        results = _on_dask(args, workers, scheduler, echo)
+    elif workers <= 1:
         results = [_work(*args)]
     else:
         with mp.get_context("spawn").Pool(workers) as pool:

@@ -93,7 +93,8 @@ class ActiveLearningLoop:
 
     def _label(self) -> None:
         o = self.cfg.oracle
-        report = label_pending(self.cfg.db, o.name, o.settings, workers=o.workers)
+        report = label_pending(self.cfg.db, o.name, o.settings, workers=o.workers,
+                               executor=o.executor, scheduler=o.scheduler, echo=self.echo)  # fmt: skip
         self.echo(f"labelled with {o.name}: {report.completed} completed, {report.failed} failed")
 
     def _fit(self, g: int) -> None:

@@ -85,15 +85,20 @@ def label_cmd(
     db: DbOption,
     oracle: Annotated[str, typer.Option(help="gpaw | espresso | cp2k | emt (emt: tests only)")] = "gpaw",
     settings: Annotated[Path | None, typer.Option(help="YAML of oracle settings, e.g. cutoff_eV: 500")] = None,
-    workers: Annotated[int, typer.Option(help="parallel worker processes")] = 1,
+    workers: Annotated[int, typer.Option(help="parallel worker processes (or Dask jobs)")] = 1,
+    executor: Annotated[str, typer.Option(help="local (processes here) | dask (a Dask cluster)")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="--executor dask: a running scheduler, tcp://host:port (default: a LocalCluster of --workers processes)")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="put failed structures back to pending first (e.g. after fixing the oracle settings)")] = False,
 ) -> None:  # fmt: skip
     """Label every pending structure with a DFT oracle; failures are recorded and skipped.
 
-    Rerun after an interruption: structures left running are labelled again, nothing labelled
-    is touched. --retry-failed gives the failed ones another try (their error is cleared).
+    Each worker leases one structure at a time, so labellers on many machines can share one
+    store (PostgreSQL). Rerun after an interruption: a structure whose worker stopped is labelled
+    again once its lease has run out, nothing labelled is touched. --retry-failed gives the
+    failed ones another try (their error is cleared).
 
     Example: matbrain db label --db al.db --oracle gpaw --workers 2
+    Example: matbrain db label --db postgresql://... --executor dask --scheduler tcp://head:8786 --workers 16
     """
     import yaml
 
@@ -110,7 +115,8 @@ def label_cmd(
             from matbrain.active.store import LabelStore
 
             retried = LabelStore(db).requeue_failed()
-        report = label_pending(db, oracle, options, workers=workers)
+        report = label_pending(db, oracle, options, workers=workers, executor=executor,
+                               scheduler=scheduler, echo=console.print)  # fmt: skip
     except EXPECTED_ERRORS as exc:
         fail(exc)
     console.print(
