@@ -10,41 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing as mp
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from matbrain.active.oracles import OracleError, make_oracle
 from matbrain.active.store import LEASE_S, LabelStore, new_worker_id
+from matbrain.common.executors import EXECUTORS, parallel_starmap
 
 log = logging.getLogger(__name__)
-
-
-EXECUTORS = ("local", "dask")
-
-
-def _on_dask(
-    args: tuple[Any, ...], workers: int, scheduler: str | None, echo: Callable[[str], None]
-) -> list[tuple[int, int]]:
-    try:
-        from distributed import Client, LocalCluster, progress
-    except ImportError as exc:  # pragma: no cover - installed by setup
-        raise ImportError("the dask executor needs: pip install 'dask[distributed]'") from exc
-    with contextlib.ExitStack() as stack:
-        if scheduler is None:
-            cluster = stack.enter_context(
-                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                             dashboard_address=":0")  # fmt: skip
-            )
-            client = stack.enter_context(Client(cluster))
-        else:
-            client = stack.enter_context(Client(scheduler))
-        echo(f"Dask dashboard: {client.dashboard_link}")
-        # one labelling job per worker; each claims rows until none is pending
-        futures = [client.submit(_work, *args, pure=False) for _ in range(workers)]
-        progress(futures)  # a text progress bar; the dashboard has the details
-        return client.gather(futures)
 
 
 @dataclass
@@ -109,13 +83,8 @@ def label_pending(
     if report.requeued:
         log.info("%d structures whose worker stopped are pending again", report.requeued)
     args = (url, oracle, settings or {}, limit_per_worker, lease_s)
-    if executor == "dask":
-        results = _on_dask(args, workers, scheduler, echo)
-    elif workers <= 1:
-        results = [_work(*args)]
-    else:
-        with mp.get_context("spawn").Pool(workers) as pool:
-            results = pool.starmap(_work, [args] * workers)
+    # one labelling job per worker; each claims rows until none is pending
+    results = parallel_starmap(_work, [args] * max(workers, 1), workers, executor, scheduler, echo)
     report.completed = sum(r[0] for r in results)
     report.failed = sum(r[1] for r in results)
     return report

@@ -122,7 +122,7 @@ class ActiveLearningLoop:
 
         version = version_paths(self.potentials, g - 1)
         surrogate = self._mace_members(g)[0] if self.cfg.surrogate == "mace" else version.yace
-        pool = sample_pool(surrogate, self._md_seeds(g), self.cfg.sampling, seed=g)
+        pool = sample_pool(surrogate, self._md_seeds(g), self.cfg.sampling, seed=g, echo=self.echo)
         folder = self.work / generation_folder(g)
         folder.mkdir(parents=True, exist_ok=True)
         if pool.frames:

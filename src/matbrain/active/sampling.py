@@ -1,21 +1,25 @@
 """MD sampling with a potential version: guarded trajectories at several temperatures -> a pool.
 
-Trajectories run in worker processes (``workers``), each loading the potential from its file, so
-the pool is the same whichever the number of workers. Every trajectory records whether a guard
+Trajectories run in worker processes (``workers``) or on a Dask cluster (``executor: dask``),
+each loading the potential from its file, so the pool is the same whichever runs them. Every trajectory records whether a guard
 stopped it and why.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field
 
+from matbrain.common.executors import parallel_starmap
 from matbrain.simulation.md import Guards, MdConfig, Trajectory, run_md
+
+log = logging.getLogger(__name__)
 
 
 class SamplingConfig(BaseModel):
@@ -29,6 +33,10 @@ class SamplingConfig(BaseModel):
     trajectories_per_temperature: int = Field(2, ge=1)
     max_seeds: int = Field(4, ge=1, description="starting structures drawn from the labelled set")
     workers: int = Field(1, ge=1, description="trajectories run in parallel processes")
+    executor: Literal["local", "dask"] = Field(
+        "local", description="local processes, or a Dask cluster (LocalCluster or scheduler)"
+    )
+    scheduler: str | None = Field(None, description="dask: tcp://host:port of a running scheduler")
     guards: Guards = Field(default_factory=Guards)
 
 
@@ -50,7 +58,11 @@ def _one(args: tuple[Atoms, str, MdConfig, Guards, int]) -> Trajectory:
 
 
 def sample_pool(
-    potential: Path, seeds: list[Atoms], cfg: SamplingConfig, seed: int = 0
+    potential: Path,
+    seeds: list[Atoms],
+    cfg: SamplingConfig,
+    seed: int = 0,
+    echo: Callable[[str], None] = log.info,
 ) -> SampledPool:
     """Run every trajectory with ``potential`` (an ACE ``.yace``, a MACE ``.model``, any name
     :func:`~matbrain.potentials.calculators.load_potential` knows)."""
@@ -64,11 +76,8 @@ def sample_pool(
         for k in range(cfg.trajectories_per_temperature):
             index = len(jobs)
             jobs.append((seeds[index % len(seeds)], str(potential), md, cfg.guards, k))
-    if cfg.workers > 1:
-        with mp.get_context("spawn").Pool(min(cfg.workers, len(jobs))) as pool:
-            results = pool.map(_one, jobs)
-    else:
-        results = [_one(job) for job in jobs]
+    results = parallel_starmap(_one, [(job,) for job in jobs], cfg.workers, cfg.executor,
+                               cfg.scheduler, echo)  # fmt: skip
     out = SampledPool()
     for (atoms, _, md, _, k), traj in zip(jobs, results, strict=True):
         for frame in traj.frames:

@@ -1,0 +1,57 @@
+"""Independent jobs (labelling, MD trajectories) on local processes or on a Dask cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+from collections.abc import Callable, Sequence
+from typing import Any
+
+EXECUTORS = ("local", "dask")
+log = logging.getLogger(__name__)
+
+
+def parallel_starmap(
+    fn: Callable[..., Any],
+    jobs: Sequence[tuple[Any, ...]],
+    workers: int = 1,
+    executor: str = "local",
+    scheduler: str | None = None,
+    echo: Callable[[str], None] = log.info,
+) -> list[Any]:
+    """``[fn(*job) for job in jobs]``, in order, run by:
+
+    - ``local``: in this process (``workers`` ≤ 1) or a pool of ``workers`` spawned processes;
+    - ``dask``: a Dask ``LocalCluster`` of ``workers`` processes, or the running scheduler at
+      ``scheduler`` (``tcp://host:port``, e.g. one that dask-jobqueue started on SLURM or PBS;
+      files named in the jobs must then be on a shared file system). The dashboard link is
+      echoed and a progress bar shown; Dask reruns the job of a worker it loses."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    if executor == "local":
+        if workers <= 1 or len(jobs) <= 1:
+            return [fn(*job) for job in jobs]
+        with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+            return pool.starmap(fn, jobs)
+    try:
+        from distributed import Client, LocalCluster, progress
+    except ImportError as exc:  # pragma: no cover - installed by setup
+        raise ImportError("the dask executor needs: pip install 'dask[distributed]'") from exc
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=max(workers, 1),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                )  # fmt: skip
+            )
+            client = stack.enter_context(Client(cluster))
+        else:
+            client = stack.enter_context(Client(scheduler))
+        echo(f"Dask dashboard: {client.dashboard_link}")
+        futures = [client.submit(fn, *job, pure=False) for job in jobs]
+        progress(futures)  # a text progress bar; the dashboard has the details
+        return client.gather(futures)
