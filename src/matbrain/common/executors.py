@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ def parallel_starmap(
     - ``dask``: a Dask ``LocalCluster`` of ``workers`` processes, or the running scheduler at
       ``scheduler`` (``tcp://host:port``, e.g. one that dask-jobqueue started on SLURM or PBS;
       files named in the jobs must then be on a shared file system). The dashboard link is
-      echoed and a progress bar shown; Dask reruns the job of a worker it loses."""
+      echoed and, in a terminal, a progress bar shown; Dask reruns the job of a worker it loses."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
     if executor == "local":
@@ -53,5 +54,6 @@ def parallel_starmap(
             client = stack.enter_context(Client(scheduler))
         echo(f"Dask dashboard: {client.dashboard_link}")
         futures = [client.submit(fn, *job, pure=False) for job in jobs]
-        progress(futures)  # a text progress bar; the dashboard has the details
+        if sys.stdout.isatty():  # a text bar in a terminal; in a log file it would be noise
+            progress(futures)
         return client.gather(futures)
