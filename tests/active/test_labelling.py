@@ -28,13 +28,18 @@ def test_emt_refuses_elements_it_does_not_know():
         make_oracle("emt").label(bulk("Si", "diamond", a=5.43))
 
 
-def test_labelling_on_a_two_worker_dask_cluster_labels_every_row_once(tmp_path):
-    url = str(tmp_path / "al.db")
+def _rattled_cu_store(url: str, n: int) -> LabelStore:
     store = LabelStore(url)
-    for i in range(10):
+    for i in range(n):
         atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
         atoms.rattle(0.05, seed=i)
         store.add(atoms, config_type="rattled")
+    return store
+
+
+def test_labelling_on_a_two_worker_dask_cluster_labels_every_row_once(tmp_path):
+    url = str(tmp_path / "al.db")
+    store = _rattled_cu_store(url, 10)
     lines: list[str] = []
     report = label_pending(url, "emt", workers=2, executor="dask", echo=lines.append)
     assert (report.completed, report.failed) == (10, 0)
@@ -48,11 +53,7 @@ def test_labelling_on_a_two_worker_dask_cluster_labels_every_row_once(tmp_path):
 
 def test_parallel_labelling_fails_bad_rows_and_goes_on(tmp_path):
     url = str(tmp_path / "al.db")
-    store = LabelStore(url)
-    for i in range(6):
-        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
-        atoms.rattle(0.05, seed=i)
-        store.add(atoms, config_type="rattled")
+    store = _rattled_cu_store(url, 6)
     store.add(bulk("Si", "diamond", a=5.43))  # EMT cannot label this one
     report = label_pending(url, "emt", workers=2)
     assert (report.completed, report.failed) == (6, 1)

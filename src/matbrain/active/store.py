@@ -93,6 +93,8 @@ class LabelStore:
         if not self.is_postgres:
             Path(self.url).parent.mkdir(parents=True, exist_ok=True)
         self.db = ase.db.connect(self.url, use_lock_file=False)
+        if not self.is_postgres:
+            self.db.count()  # create the tables now: ase commits that on its own, not inside ours
 
     # ----------------------------------------------------------------------------- writing
     def add(
@@ -296,7 +298,6 @@ class LabelStore:
         if self.db.connection is not None:  # already inside one (nested call)
             yield
             return
-        self.db.count()  # create the tables first: ase commits that on its own
         with self.db:  # one connection: commit at the end, roll back on an error
             self.db.connection.execute("BEGIN IMMEDIATE")  # the write lock, taken before reading
             yield
