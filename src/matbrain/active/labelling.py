@@ -16,7 +16,7 @@ from typing import Any
 
 from matbrain.active.oracles import OracleError, make_oracle
 from matbrain.active.store import LEASE_S, LabelStore, new_worker_id
-from matbrain.common.executors import EXECUTORS, parallel_starmap
+from matbrain.common.executors import check_executor, parallel_starmap
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,7 @@ def label_pending(
     at ``scheduler`` (``tcp://host:port``; e.g. one that dask-jobqueue started on SLURM or PBS).
     Workers claim rows from the store, so a lost Dask worker loses only the row it held, which
     is retried when its lease runs out."""
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    check_executor(executor)  # before anything is touched
     make_oracle(oracle, settings)  # bad names or settings fail here, before any worker starts
     report = LabelReport(requeued=LabelStore(url).release_expired())
     if report.requeued:

@@ -13,6 +13,11 @@ EXECUTORS = ("local", "dask")
 log = logging.getLogger(__name__)
 
 
+def check_executor(executor: str) -> None:
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+
+
 def parallel_starmap(
     fn: Callable[..., Any],
     jobs: Sequence[tuple[Any, ...]],
@@ -28,8 +33,7 @@ def parallel_starmap(
       ``scheduler`` (``tcp://host:port``, e.g. one that dask-jobqueue started on SLURM or PBS;
       files named in the jobs must then be on a shared file system). The dashboard link is
       echoed and, in a terminal, a progress bar shown; Dask reruns the job of a worker it loses."""
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    check_executor(executor)
     if executor == "local":
         if workers <= 1 or len(jobs) <= 1:
             return [fn(*job) for job in jobs]
