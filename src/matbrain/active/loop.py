@@ -12,6 +12,7 @@ labelling itself resumes row by row through the store.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -180,7 +181,7 @@ class ActiveLearningLoop:
             raise ValueError("uncertainty: committee needs mace_committee or two committee models")
         return committee_disagreement(frames, [load_potential(s).calc for s in specs])
 
-    def _select(self, g: int) -> dict[str, Any]:
+    def _select(self, g: int) -> dict[str, Any] | None:
         import ase.io
 
         folder = self.work / generation_folder(g)
@@ -194,7 +195,7 @@ class ActiveLearningLoop:
         sel = self.cfg.selection
         chosen = select(pool, scores, sel, version) if pool else None
         share = float(np.mean(scores >= sel.low)) if len(scores) else 0.0
-        record = {
+        record: dict[str, Any] = {
             "uncertainty": sel.uncertainty, "scores": scores.tolist(), "extrapolative_share": share,
             "in_window": chosen.in_window if chosen else 0,
             "above_window": chosen.above_window if chosen else 0,
@@ -250,15 +251,15 @@ class ActiveLearningLoop:
             return self.table()
         self._step("g00.initial", self._initial)
         self._step("g00.label", self._label)
-        self._step("g00.fit", lambda: self._fit(0))
+        self._step("g00.fit", functools.partial(self._fit, 0))
         for g in range(1, self.cfg.generations + 1):
-            self._step(f"g{g:02d}.sample", lambda g=g: self._sample(g))
-            self._step(f"g{g:02d}.select", lambda g=g: self._select(g))
+            self._step(f"g{g:02d}.sample", functools.partial(self._sample, g))
+            self._step(f"g{g:02d}.select", functools.partial(self._select, g))
             if self.state.data.get("stopped"):
                 self.echo(f"stopped: {self.state.data['stopped']}")
                 break
             self._step(f"g{g:02d}.label", self._label)
-            self._step(f"g{g:02d}.fit", lambda g=g: self._fit(g))
+            self._step(f"g{g:02d}.fit", functools.partial(self._fit, g))
         return self.table()
 
     def table(self) -> list[dict[str, Any]]:

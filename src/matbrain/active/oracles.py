@@ -16,10 +16,13 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms, units
-from ase.calculators.calculator import Calculator
 from pydantic import BaseModel, ConfigDict, Field
 
 from matbrain.active.store import Labels
+
+# What the oracles return: anything with ASE's calculator interface (GPAW's ASECalculator does not
+# derive from ase.calculators.calculator.BaseCalculator, so no one base class names them all).
+AseCalculator = Any
 
 EMT_ELEMENTS = ("H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au")
 
@@ -66,7 +69,7 @@ def _kpts(atoms: Atoms, density: float) -> list[int]:
     return [int(k) for k in kptdensity2monkhorstpack(atoms, kptdensity=density, even=False)]
 
 
-def _emt(atoms: Atoms, s: EmtSettings, workdir: Path) -> Calculator:
+def _emt(atoms: Atoms, s: EmtSettings, workdir: Path) -> AseCalculator:
     from ase.calculators.emt import EMT
 
     unknown = sorted(set(atoms.get_chemical_symbols()) - set(EMT_ELEMENTS))
@@ -77,7 +80,7 @@ def _emt(atoms: Atoms, s: EmtSettings, workdir: Path) -> Calculator:
     return EMT()
 
 
-def _gpaw(atoms: Atoms, s: GpawSettings, workdir: Path) -> Calculator:
+def _gpaw(atoms: Atoms, s: GpawSettings, workdir: Path) -> AseCalculator:
     try:
         from gpaw import GPAW, PW, FermiDirac
     except ImportError as exc:
@@ -98,7 +101,7 @@ def _gpaw(atoms: Atoms, s: GpawSettings, workdir: Path) -> Calculator:
     )
 
 
-def _espresso(atoms: Atoms, s: EspressoSettings, workdir: Path) -> Calculator:
+def _espresso(atoms: Atoms, s: EspressoSettings, workdir: Path) -> AseCalculator:
     from ase.calculators.espresso import Espresso, EspressoProfile
 
     missing = sorted(set(atoms.get_chemical_symbols()) - set(s.pseudopotentials))
@@ -129,7 +132,7 @@ class Cp2kSettings(_Settings):
     command: str = "cp2k_shell"
 
 
-def _cp2k(atoms: Atoms, s: Cp2kSettings, workdir: Path) -> Calculator:
+def _cp2k(atoms: Atoms, s: Cp2kSettings, workdir: Path) -> AseCalculator:
     from ase.calculators.cp2k import CP2K
 
     kx, ky, kz = _kpts(atoms, s.kpoint_density_per_A)
@@ -163,7 +166,7 @@ def _cp2k(atoms: Atoms, s: Cp2kSettings, workdir: Path) -> Calculator:
 @dataclass(frozen=True)
 class _Entry:
     settings: type[_Settings]
-    build: Callable[[Atoms, Any, Path], Calculator]
+    build: Callable[[Atoms, Any, Path], AseCalculator]
     package: str
 
 

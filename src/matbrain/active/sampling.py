@@ -68,7 +68,7 @@ def sample_pool(
     :func:`~matbrain.potentials.calculators.load_potential` knows)."""
     if not seeds:
         raise ValueError("no starting structures for MD sampling")
-    jobs = []
+    jobs: list[tuple[Atoms, str, MdConfig, Any, int]] = []
     for t_index, temperature in enumerate(cfg.temperatures_K):
         md = MdConfig(temperature_K=temperature, pressure_bar=cfg.pressure_bar, steps=cfg.steps,
                       timestep_fs=cfg.timestep_fs, sample_interval=cfg.sample_interval,

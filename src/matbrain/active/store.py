@@ -298,8 +298,8 @@ class LabelStore:
         if self.db.connection is not None:  # already inside one (nested call)
             yield
             return
-        with self.db:  # one connection: commit at the end, roll back on an error
-            self.db.connection.execute("BEGIN IMMEDIATE")  # the write lock, taken before reading
+        with self.db as db:  # one connection: commit at the end, roll back on an error
+            db.connection.execute("BEGIN IMMEDIATE")  # the write lock, taken before reading
             yield
 
     @contextlib.contextmanager

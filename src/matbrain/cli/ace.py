@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,7 +22,7 @@ loop_app = typer.Typer(
 )
 
 
-def _live_progress(max_iter: int):  # type: ignore[no-untyped-def]
+def _live_progress(max_iter: int):
     """A rich progress bar over pacemaker iterations, fed with log points; in a log file (no
     terminal) one full line per validation report instead of a bar cut to 80 columns."""
     import contextlib
@@ -31,7 +31,7 @@ def _live_progress(max_iter: int):  # type: ignore[no-untyped-def]
 
     if not console.is_terminal:
 
-        def on_line(p) -> None:  # type: ignore[no-untyped-def]
+        def on_line(p) -> None:
             if p.split == "valid":
                 typer.echo(f"pacemaker iteration {min(p.iteration, max_iter)}/{max_iter}: validation "
                            f"RMSE E {p.rmse_energy_meV_per_atom:.2f} meV/atom, "
@@ -44,7 +44,7 @@ def _live_progress(max_iter: int):  # type: ignore[no-untyped-def]
     task = progress.add_task("fit", total=max_iter, info="")
     last = {"train": "", "valid": ""}
 
-    def on_point(p) -> None:  # type: ignore[no-untyped-def]
+    def on_point(p) -> None:
         last[p.split] = (
             f"{p.split} E {p.rmse_energy_meV_per_atom:.1f} meV/at F {p.rmse_forces_eV_per_A:.3f} eV/Å"
         )
@@ -99,7 +99,7 @@ def train_cmd(
         base = yaml.safe_load(config.read_text()) if config else {}
         flags = {"max_iter": max_iter, "cutoff_A": cutoff, "functions_per_element": functions,
                  "kappa": kappa, "early_stopping_patience": patience}  # fmt: skip
-        overrides = {k: v for k, v in flags.items() if v is not None}
+        overrides: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
         if overrides.get("early_stopping_patience") == 0:
             overrides["early_stopping_patience"] = None
         cfg = AceTrainingConfig(**{**(base or {}), **overrides})
@@ -144,7 +144,7 @@ def run_cmd(
     try:
         cfg = load_loop_config(config)
 
-        def report(p) -> None:  # type: ignore[no-untyped-def]
+        def report(p) -> None:
             if p.split == "valid":
                 console.print(f"  pacemaker iteration {p.iteration}: validation RMSE E "
                               f"{p.rmse_energy_meV_per_atom:.2f} meV/atom, F "
@@ -195,7 +195,7 @@ def example_cmd() -> None:
     typer.echo(EXAMPLE_CONFIG, nl=False)
 
 
-def _print_table(rows) -> None:  # type: ignore[no-untyped-def]
+def _print_table(rows) -> None:
     from rich.table import Table
 
     from matbrain.active.generations import COLUMNS, format_cell

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -105,7 +105,7 @@ def label_cmd(
     from matbrain.active.labelling import label_pending
 
     try:
-        options = {}
+        options: dict[str, Any] = {}
         if settings is not None:
             if not settings.exists():
                 raise FileNotFoundError(f"settings file not found: {settings}")
@@ -149,7 +149,7 @@ def init_cmd(
         if len(repeats) != 3:
             raise ValueError(f"--supercell needs three integers, got {supercell!r}")
         cfg = InitialSetConfig(
-            supercell=repeats,  # type: ignore[arg-type]
+            supercell=repeats,
             n_rattled=rattled,
             rattle_std_A=rattle,
             n_random_strains=random_strains,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
@@ -360,7 +360,7 @@ def predict_cmd(
     try:
         if (cif is None) == (dir is None):
             raise ValueError("give exactly one of --cif FILE or --dir FOLDER")
-        paths = [cif] if cif is not None else structure_files(dir)
+        paths = [cif] if cif is not None else structure_files(cast(Path, dir))  # one is set
         predictor = Predictor.from_path(model, device=device)
         result = predictor.predict_files(paths)
     except EXPECTED_ERRORS as exc:

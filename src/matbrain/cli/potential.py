@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from matbrain.cli.common import EXPECTED_ERRORS, console, err, fail, print_table, split_names
 from matbrain.potentials.levels import ace_levels_table, mace_levels_table
+
+if TYPE_CHECKING:
+    from matbrain.potentials.config import AceTrainConfig, MaceTrainConfig
 
 potential_app = typer.Typer(
     help="Interatomic potentials (ACE, MACE; fine-tuning of MACE, CHGNet, SevenNet): train, "
@@ -78,7 +81,7 @@ def _data_options(
     }
 
 
-def _run(cfg, resume: bool, prepare: bool, quiet: bool, given: dict | None = None) -> None:  # type: ignore[no-untyped-def]
+def _run(cfg, resume: bool, prepare: bool, quiet: bool, given: dict | None = None) -> None:
     from matbrain.common.layering import given as only_given
     from matbrain.common.resume import refuse_changed_config
     from matbrain.potentials.ace.fit import PacemakerFailed
@@ -162,7 +165,7 @@ def train_cmd(
                 f"unknown potential algorithm {algorithm!r}; valid: ace, mace (fine-tune chgnet, "
                 "sevennet or a MACE model with: matbrain potential finetune --base-model ...)"
             )
-        overrides = {
+        overrides: dict[str, Any] = {
             **_data_options(
                 data,
                 resume,
@@ -196,14 +199,14 @@ def train_cmd(
                     )
             ace = {"solver": solver, "functions_per_element": functions, "cutoff_A": cutoff}
             overrides = {**overrides, **ace}
-            cfg = resolve_ace_config(level, config, overrides)
+            cfg: AceTrainConfig | MaceTrainConfig = resolve_ace_config(level, config, overrides)
         else:
-            for flag, value in {
+            for flag, option in {
                 "--solver": solver,
                 "--functions": functions,
                 "--cutoff": cutoff,
             }.items():
-                if value is not None:
+                if option is not None:
                     raise ValueError(f"{flag} is an ACE option; MACE takes --r-max, --epochs, ...")
             mace = {"r_max_A": r_max, "swa": swa, "forces_weight": forces_weight}
             overrides = {**overrides, **mace}
@@ -367,13 +370,13 @@ def relax_cmd(
 
     Example: matbrain relax --structure examples/cifs/Si.cif --model chgnet
     """
-    from matbrain.simulation.relax import RelaxConfig, relax_file
+    from matbrain.simulation.relax import OptimizerName, RelaxConfig, relax_file
 
     out = output or Path("relaxed") / structure.name.split(".")[0]
     try:
         if optimizer not in ("FIRE", "BFGS"):
             raise ValueError(f"unknown optimizer {optimizer!r}; valid: FIRE, BFGS")
-        cfg = RelaxConfig(fmax, smax, max_steps, not fix_cell, optimizer)  # type: ignore[arg-type]
+        cfg = RelaxConfig(fmax, smax, max_steps, not fix_cell, cast(OptimizerName, optimizer))
         result = relax_file(structure, model, out, cfg, device=device)
     except EXPECTED_ERRORS as exc:
         fail(exc)

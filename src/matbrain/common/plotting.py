@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def subplots(nrows: int = 1, ncols: int = 1, **figure_kwargs: Any):  # type: ignore[no-untyped-def]
+def subplots(nrows: int = 1, ncols: int = 1, **figure_kwargs: Any):
     """``(figure, axes)`` like ``pyplot.subplots``; ``figure.savefig(path)`` writes the file."""
     from matplotlib.figure import Figure
 

@@ -47,8 +47,9 @@ def refuse_changed_config(
 
 
 def _get(values: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = values
     for part in dotted.split("."):
-        if not isinstance(values, Mapping):
+        if not isinstance(value, Mapping):
             return None
-        values = values.get(part)  # type: ignore[assignment]
-    return values
+        value = value.get(part)
+    return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,10 +38,10 @@ class GraphBatch:
         return GraphBatch(**tensors_to(self, device))
 
 
-def tensors_to(batch: object, device: torch.device | str) -> dict:
+def tensors_to(batch: Any, device: torch.device | str) -> dict:
     """The fields of a batch dataclass, with every tensor moved to ``device``."""
     kwargs = {}
-    for f in fields(batch):  # type: ignore[arg-type]
+    for f in fields(batch):
         value = getattr(batch, f.name)
         kwargs[f.name] = value.to(device) if isinstance(value, torch.Tensor) else value
     return kwargs

@@ -13,6 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -87,8 +88,9 @@ class GraphSet:
             {"ids": ids, "skipped": self.skipped, "config": self.config.to_dict(), "key": self.key}
         )
         with atomic_path(path) as tmp:  # a crash never leaves a half-written cache
-            np.savez(tmp, meta=np.array(meta), **{f"count_{k}": v for k, v in counts.items()},
-                     **arrays)  # fmt: skip
+            columns: dict[str, Any] = {"meta": np.array(meta), **{f"count_{k}": v for k, v in counts.items()},
+                       **arrays}  # fmt: skip
+            np.savez(tmp, **columns)
 
     @classmethod
     def load(cls, path: Path) -> GraphSet:

@@ -48,6 +48,7 @@ def read_structure(path: str | Path) -> Atoms:
             atoms = read(path, format=fmt, index=0)
     except Exception as exc:  # ASE raises many types for malformed files
         raise StructureReadError(f"{path}: could not read a structure ({_reason(exc)})") from exc
+    assert isinstance(atoms, Atoms)  # index=0 reads one structure
     if len(atoms) == 0:
         raise StructureReadError(f"{path}: the file holds no atoms")
     partial = _partially_occupied(atoms)

@@ -97,7 +97,7 @@ def collate_features(
     targets: np.ndarray | None = None,
     label_mask: np.ndarray | None = None,
 ) -> FeatureBatch:
-    graphs = [x.graph for x in inputs] if isinstance(inputs[0], FinetuneInput) else None
+    graphs = [x.graph for x in inputs if isinstance(x, FinetuneInput)] or None
     fixed = [_fixed(x) for x in inputs]
     return FeatureBatch(
         features=torch.from_numpy(np.stack([x.features for x in fixed]).astype(np.float32)),
@@ -192,8 +192,10 @@ def _sevennet_calculator() -> Any:
     def grab(module: nn.Module, args: tuple[Any, ...]) -> None:
         captured["x"] = args[0]["x"].detach().clone()  # node features after the last layer
 
-    calc.model._modules["reduce_input_to_hidden"].register_forward_pre_hook(grab)
-    calc.captured = captured
+    model = calc.model
+    assert model is not None  # loaded by the calculator's __init__
+    model.get_submodule("reduce_input_to_hidden").register_forward_pre_hook(grab)
+    setattr(calc, "captured", captured)  # noqa: B010  (the calculator carries its hook's output)
     return calc
 
 
@@ -311,7 +313,7 @@ def featurize(
 class InputSet:
     """Model inputs of a dataset by structure id (the interface of the graph cache)."""
 
-    graphs: dict[str, BackboneInput]
+    graphs: dict[str, Any]  # BackboneInput, or FinetuneInput when fine-tuned end to end
     skipped: dict[str, str] = field(default_factory=dict)
     key: str = ""
 
@@ -382,7 +384,7 @@ class BackboneHeads(nn.Module):
     def __init__(self, feature_dim: int, n_properties: int, hidden: int, dropout: float) -> None:
         super().__init__()
         self.baseline = nn.ModuleList(nn.Linear(1 + N_ELEMENTS, 1) for _ in range(n_properties))
-        self.mlp = nn.ModuleList(
+        mlps = [
             nn.Sequential(
                 nn.Dropout(dropout),
                 nn.Linear(feature_dim, hidden),
@@ -391,10 +393,13 @@ class BackboneHeads(nn.Module):
                 nn.Linear(hidden, 1),
             )
             for _ in range(n_properties)
-        )
-        for mlp in self.mlp:  # start from the linear fit
-            nn.init.zeros_(mlp[-1].weight)
-            nn.init.zeros_(mlp[-1].bias)
+        ]
+        for mlp in mlps:  # start from the linear fit
+            last = mlp[-1]
+            assert isinstance(last, nn.Linear)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        self.mlp = nn.ModuleList(mlps)
 
     def forward(self, features: torch.Tensor, linear: torch.Tensor) -> torch.Tensor:
         return torch.cat(
@@ -407,6 +412,10 @@ class BackboneNet(PropertyModel):
 
     name = "backbone"
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"default": {"hidden": 128}}
+    heads: BackboneHeads
+    encoder: nn.Module  # CHGNet, only when fine-tuned end to end
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
 
     def __init__(
         self,
@@ -492,13 +501,15 @@ class BackboneNet(PropertyModel):
         inputs, reasons = featurize(
             structures, hyperparameters["backbone"], hyperparameters.get("base_model")
         )
+        usable: list[BackboneInput] = []
         for x, reason in zip(inputs, reasons, strict=True):
             if x is None:
                 raise ValueError(reason)
+            usable.append(x)
         if hyperparameters.get("mode", "frozen") == "finetune":
             graphs = chgnet_graphs(structures)
-            return [FinetuneInput(x, g) for x, g in zip(inputs, graphs, strict=True)]
-        return inputs
+            return [FinetuneInput(x, g) for x, g in zip(usable, graphs, strict=True)]
+        return usable
 
     def initialize_from_data(self, data: Any) -> None:
         """Feature scaling from the training structures; each linear part at its ridge fit."""
@@ -513,12 +524,14 @@ class BackboneNet(PropertyModel):
         train_mask = data.split.mask(TRAIN, data.targets)
         val_mask = data.split.mask(VAL, data.targets)
         for j, head in enumerate(self.heads.baseline):
+            assert isinstance(head, nn.Linear)
             if not train_mask[:, j].any():
                 continue
             w, b, ridge = fit_ridge(design, data.normalized[:, j], train_mask[:, j], val_mask[:, j])
             set_linear(head, w, b)
             log.info("property %d: linear baseline with ridge %g", j, ridge)
 
+    # its batches hold features, not graphs (collate_features): a narrower input than the base's
     def forward(self, batch: FeatureBatch) -> torch.Tensor:  # type: ignore[override]
         features = batch.features
         if self.mode == "finetune":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -60,8 +60,10 @@ class PropertyModel(nn.Module):
     (n_graphs, embed_dim) invariant embedding.
     """
 
-    name: ClassVar[str]
+    name: str  # the registry name; a backbone model names its backbone per instance
     PRESETS: ClassVar[dict[str, dict[str, Any]]]
+    heads: nn.Module  # set by each subclass
+    composition: nn.ModuleList  # only with the composition baseline
 
     def __init__(
         self, n_properties: int, composition_baseline: bool = False, **hyperparameters: Any
@@ -73,10 +75,11 @@ class PropertyModel(nn.Module):
             # per property, a linear function of the atom fractions, started at its ridge fit
             # (initialize_from_data): the network learns the residual
             self.hyperparameters["composition_baseline"] = True
-            self.composition = nn.ModuleList(nn.Linear(N_ELEMENTS, 1) for _ in range(n_properties))
-            for layer in self.composition:
+            layers = [nn.Linear(N_ELEMENTS, 1) for _ in range(n_properties)]
+            for layer in layers:
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
+            self.composition = nn.ModuleList(layers)
 
     @classmethod
     def from_preset(cls, preset: str, n_properties: int, **overrides: Any) -> PropertyModel:
@@ -116,6 +119,7 @@ class PropertyModel(nn.Module):
         train = data.split.mask(TRAIN, data.targets)
         val = data.split.mask(VAL, data.targets)
         for j, layer in enumerate(self.composition):
+            assert isinstance(layer, nn.Linear)
             if train[:, j].any():
                 w, b, _ = fit_ridge(design, data.normalized[:, j], train[:, j], val[:, j])
                 set_linear(layer, w, b)
@@ -132,7 +136,7 @@ class PropertyModel(nn.Module):
 
     # The inputs of a model: crystal graphs by default. A model with other inputs (a backbone's
     # features) overrides both, and the trainer and predictor follow.
-    collate = staticmethod(collate)
+    collate: Callable[..., Any] = staticmethod(collate)
 
     @classmethod
     def make_inputs(

@@ -63,7 +63,8 @@ class Interaction(nn.Module):
             gated,
         )
         target = self.gate.irreps_in
-        mid, instructions = [], []
+        mid: list[tuple[int, Any]] = []
+        instructions: list[tuple[int, int, int, str, bool]] = []
         for i, (mul, ir_in) in enumerate(irreps_in):
             for j, (_, ir_sh) in enumerate(irreps_sh):
                 for ir_out in ir_in * ir_sh:

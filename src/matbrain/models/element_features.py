@@ -37,8 +37,10 @@ class DescriptorEmbedding(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.register_buffer("table", cgcnn_table().clone(), persistent=False)
-        self.linear = nn.Linear(self.table.shape[1], dim)
+        table = cgcnn_table().clone()
+        self.table: torch.Tensor
+        self.register_buffer("table", table, persistent=False)
+        self.linear = nn.Linear(table.shape[1], dim)
 
     def forward(self, numbers: torch.Tensor) -> torch.Tensor:
         return self.linear(self.table[numbers])

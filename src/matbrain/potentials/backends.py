@@ -192,7 +192,7 @@ def _fit_pacemaker(
         start_potential=str(start) if start else None,
     )
 
-    def on_point(p) -> None:  # type: ignore[no-untyped-def]
+    def on_point(p) -> None:
         if p.split == "valid":
             say(f"pacemaker iteration {p.iteration}: validation RMSE E "
                 f"{p.rmse_energy_meV_per_atom:.2f} meV/atom, F {p.rmse_forces_eV_per_A:.4f} eV/Å")  # fmt: skip

@@ -93,6 +93,7 @@ class AceTrainConfig(_Base):
         [15, 6, 4, 3, 2, 2], description="radial functions per body order"
     )
     lmax_by_orders: list[int] = Field([0, 4, 3, 2, 2, 1], description="max l per body order")
+    # linear ACE may leave it to the validation split (None), where MACE's field is a number
     energy_weight: float | None = Field(  # type: ignore[assignment]
         None,
         gt=0,

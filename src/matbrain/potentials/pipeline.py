@@ -70,10 +70,10 @@ def is_prepared(folder: Path) -> bool:
 def _read_split_files(folder: Path) -> dict[str, list[Atoms]]:
     import ase.io
 
-    out = {}
+    out: dict[str, list[Atoms]] = {}
     for name in ("train", "valid", "test", "isolated"):
         path = folder / f"{name}.xyz"
-        out[name] = ase.io.read(path, ":") if path.exists() and path.stat().st_size else []
+        out[name] = list(ase.io.iread(path)) if path.exists() and path.stat().st_size else []
     return out
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from ase import Atoms
@@ -34,7 +34,7 @@ SEVENNET_FILE = "sevennet.pth"
 DEFAULT_LR = {"chgnet": 1e-3, "sevennet": 3e-4}
 
 
-def _chgnet_data(frames: list[Atoms], with_stress: bool, batch_size: int, shuffle: bool):  # type: ignore[no-untyped-def]
+def _chgnet_data(frames: list[Atoms], with_stress: bool, batch_size: int, shuffle: bool):
     from chgnet.data.dataset import StructureData, collate_graphs
     from pymatgen.io.ase import AseAtomsAdaptor
     from torch.utils.data import DataLoader
@@ -72,7 +72,7 @@ def finetune_chgnet(
     torch.manual_seed(cfg.seed)
     log_path = run_dir / "logs" / "chgnet.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    targets = "efs" if cfg.with_stress else "ef"
+    targets: Literal["ef", "efs"] = "efs" if cfg.with_stress else "ef"
     train = _chgnet_data(splits["train"], cfg.with_stress, cfg.batch_size, shuffle=True)
     valid = _chgnet_data(splits["valid"], cfg.with_stress, cfg.batch_size, shuffle=False)
     lr = cfg.lr or DEFAULT_LR["chgnet"]
@@ -87,6 +87,7 @@ def finetune_chgnet(
         trainer.train(train, valid, save_dir=str(run_dir / "chgnet"),
                       train_composition_model=True)  # fmt: skip
     best = trainer.best_model or trainer.model
+    assert best is not None  # the trainer was given a model
     model_path = run_dir / CHGNET_FILE
     with atomic_path(model_path) as tmp:
         torch.save({"model": best.as_dict()}, tmp)

@@ -131,7 +131,7 @@ def _closest_pair(atoms: Atoms, cutoff: float) -> float | None:
     return float(d.min()) if len(d) else None
 
 
-def _dynamics(atoms: Atoms, cfg: MdConfig, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+def _dynamics(atoms: Atoms, cfg: MdConfig, rng: np.random.Generator):
     dt = cfg.timestep_fs * units.fs
     if cfg.pressure_bar is None:
         from ase.constraints import FixCom

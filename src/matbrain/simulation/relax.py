@@ -19,6 +19,7 @@ from ase.calculators.calculator import Calculator
 from ase.units import GPa
 
 log = logging.getLogger(__name__)
+OptimizerName = Literal["FIRE", "BFGS"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class RelaxConfig:
     smax_GPa: float = 0.1
     max_steps: int = 500
     relax_cell: bool = True
-    optimizer: Literal["FIRE", "BFGS"] = "FIRE"
+    optimizer: OptimizerName = "FIRE"
 
     def __post_init__(self) -> None:
         if self.fmax_eV_per_A <= 0 or self.smax_GPa <= 0:
@@ -121,7 +122,8 @@ def relax(
     initial = _state(work, relax_cell)
     target = FrechetCellFilter(work) if relax_cell else work
     opt_cls = FIRE if config.optimizer == "FIRE" else BFGS
-    opt = opt_cls(target, logfile=None, trajectory=str(trajectory) if trajectory else None)
+    # ASE's optimizers take a filter as well as Atoms; their annotation names only Atoms
+    opt = opt_cls(target, logfile=None, trajectory=str(trajectory) if trajectory else None)  # type: ignore[arg-type]
 
     def done() -> bool:
         fmax = np.linalg.norm(work.get_forces(), axis=1).max()

@@ -259,7 +259,7 @@ def _write_predictions(
     import pandas as pd
 
     role_names = {TRAIN: "train", VAL: "val", TEST: "test"}
-    frame = {"id": data.ids}
+    frame: dict[str, Any] = {"id": data.ids}
     for j, prop in enumerate(props):
         frame[f"{prop.name}_true"] = data.targets[:, j]
         frame[f"{prop.name}_pred"] = predictions[:, j]

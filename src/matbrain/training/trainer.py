@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -87,7 +87,7 @@ class Trainer:
         heads = model.head_parameters()
         head_ids = {id(p) for p in heads}
         self.encoder_params = [p for p in model.parameters() if id(p) not in head_ids]
-        groups = [{"params": heads, "lr": config.lr}]
+        groups: list[dict[str, Any]] = [{"params": heads, "lr": config.lr}]
         if self.encoder_params:
             groups.append(
                 {"params": self.encoder_params, "lr": config.lr * config.encoder_lr_factor}
@@ -126,12 +126,12 @@ class Trainer:
         n_batches = math.ceil(len(self.train_idx) / self.config.batch_size)
         return math.ceil(n_batches / self.config.acc_steps)
 
-    def eval_model(self) -> torch.nn.Module:
+    def eval_model(self) -> PropertyModel:
         """The weights that are validated and saved: SWA average, else EMA, else the raw model."""
         if self.swa_model is not None and int(self.swa_model.n_averaged) > 0:
-            return self.swa_model.module
+            return cast(PropertyModel, self.swa_model.module)
         if self.ema is not None:
-            return self.ema.module
+            return cast(PropertyModel, self.ema.module)
         return self.model
 
     # ---------------------------------------------------------------- batches
@@ -247,7 +247,8 @@ class Trainer:
         self.swa_model = AveragedModel(self.model, use_buffers=True)
         self.swa_scheduler = SWALR(
             self.optimizer,
-            swa_lr=[g["lr"] * self.config.swa_lr_factor for g in self.optimizer.param_groups],
+            # one rate per parameter group: SWALR takes a list too (its annotation says float)
+            swa_lr=[g["lr"] * self.config.swa_lr_factor for g in self.optimizer.param_groups],  # type: ignore[arg-type]
             anneal_epochs=max(1, min(5, end_epoch - self.epoch)),
         )
         self.swa_end = end_epoch
@@ -381,8 +382,9 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         if state.get("swa_model") is not None:
             self._start_swa(state["swa_end"])
-            self.swa_model.load_state_dict(state["swa_model"])  # type: ignore[union-attr]
-            self.swa_scheduler.load_state_dict(state["swa_scheduler"])  # type: ignore[union-attr]
+            assert self.swa_model is not None and self.swa_scheduler is not None
+            self.swa_model.load_state_dict(state["swa_model"])
+            self.swa_scheduler.load_state_dict(state["swa_scheduler"])
         self.stop_reason = state.get("stop_reason", "epochs")
         self.epoch, self.history = state["epoch"], state["history"]
         self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]

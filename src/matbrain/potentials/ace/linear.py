@@ -45,7 +45,7 @@ class LinearAceFit:
         return out
 
 
-def basis_config(cfg: AceTrainConfig, elements: list[str]):  # type: ignore[no-untyped-def]
+def basis_config(cfg: AceTrainConfig, elements: list[str]):
     """pacemaker's basis for ``elements``: linear embedding, Bessel radial basis."""
     from pyace import create_multispecies_basis_config
 
@@ -62,7 +62,7 @@ def basis_config(cfg: AceTrainConfig, elements: list[str]):  # type: ignore[no-u
     })  # fmt: skip
 
 
-def _frame_table(frames: list[Atoms], e0s: dict[str, float]):  # type: ignore[no-untyped-def]
+def _frame_table(frames: list[Atoms], e0s: dict[str, float]):
     import pandas as pd
 
     rows = []
@@ -74,7 +74,7 @@ def _frame_table(frames: list[Atoms], e0s: dict[str, float]):  # type: ignore[no
     return pd.DataFrame(rows)
 
 
-def _design(bconf, frames: list[Atoms], e0s: dict[str, float], workers: int):  # type: ignore[no-untyped-def]
+def _design(bconf, frames: list[Atoms], e0s: dict[str, float], workers: int):
     """(design matrix, targets, number of energy rows) of ``frames``."""
     from pyace.linearacefit import LinearACEDataset
 
@@ -105,7 +105,7 @@ def fit_linear_ace(
     e0s: dict[str, float],
     workdir: Path,
     workers: int = 2,
-    echo=print,  # type: ignore[no-untyped-def]
+    echo=print,
 ) -> LinearAceFit:
     """Fit, pick energy weight and ridge strength on ``valid``, write ``ace.yaml`` and ``ace.yace``."""
     from pyace import ACEBBasisSet
@@ -124,7 +124,7 @@ def fit_linear_ace(
 
     weights = (cfg.energy_weight,) if cfg.energy_weight else ENERGY_WEIGHTS
     alphas = (cfg.ridge_alpha,) if cfg.ridge_alpha else RIDGE_ALPHAS
-    grid = []
+    grid: list[dict[str, Any]] = []
     for weight in weights:
         row_w = np.ones(len(y_train))
         row_w[:n_train] = weight

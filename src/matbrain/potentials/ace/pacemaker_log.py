@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 ITERATION = re.compile(
     r"(?P<kind>Iteration|Initial state|Initial\(TEST\))\s*:?\s*#(?P<it>\d+).*?"
@@ -90,7 +90,7 @@ class PacemakerLogParser:
             return [
                 Point(
                     self._block_iteration,
-                    split,  # type: ignore[arg-type]
+                    cast(Literal["train", "valid"], split),
                     self._block_loss,
                     float(rmse.group("e")),
                     float(rmse.group("f")) / 1000.0,

@@ -21,13 +21,18 @@ _ELEMENTS = re.compile(r"^elements:\s*\[(.*)\]\s*$", re.MULTILINE)
 _E0 = re.compile(r"^E0:\s*\[(.*)\]\s*$", re.MULTILINE)
 
 
+def _yace_line(pattern: re.Pattern[str], text: str, yace: Path) -> str:
+    found = pattern.search(text)
+    if found is None:
+        raise ValueError(f"{yace}: no 'elements:' and 'E0:' lines; not a .yace potential")
+    return found.group(1)
+
+
 def set_yace_reference_energies(yace: Path, e0s: dict[str, float]) -> None:
     """Write ``e0s`` (eV per element symbol) into the ``E0`` list of a ``.yace`` file."""
     text = yace.read_text()
-    found = _ELEMENTS.search(text)
-    if found is None or _E0.search(text) is None:
-        raise ValueError(f"{yace}: no 'elements:' and 'E0:' lines; not a .yace potential")
-    elements = [e.strip() for e in found.group(1).split(",") if e.strip()]
+    elements = [e.strip() for e in _yace_line(_ELEMENTS, text, yace).split(",") if e.strip()]
+    _yace_line(_E0, text, yace)
     missing = [e for e in elements if e not in e0s]
     if missing:
         raise ValueError(f"{yace}: no reference energy for {', '.join(missing)}")
@@ -37,8 +42,8 @@ def set_yace_reference_energies(yace: Path, e0s: dict[str, float]) -> None:
 
 def yace_reference_energies(yace: Path) -> dict[str, float]:
     text = yace.read_text()
-    elements = [e.strip() for e in _ELEMENTS.search(text).group(1).split(",")]  # type: ignore[union-attr]
-    values = [float(v) for v in _E0.search(text).group(1).split(",")]  # type: ignore[union-attr]
+    elements = [e.strip() for e in _yace_line(_ELEMENTS, text, yace).split(",")]
+    values = [float(v) for v in _yace_line(_E0, text, yace).split(",")]
     return dict(zip(elements, values, strict=True))
 
 

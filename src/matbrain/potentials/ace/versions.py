@@ -81,7 +81,7 @@ def provenance() -> dict[str, Any]:
     from matbrain import __version__
     from matbrain.common.runs import git_commit
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("python-ace", "tensorpotential", "tensorflow", "numpy", "ase"):
         try:
             versions[package] = metadata.version(package)
