@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, cast
@@ -242,6 +243,14 @@ def train_cmd(
         str | None, typer.Option(help="where run folders go (default models/)")
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    devices: Annotated[
+        int,
+        typer.Option(help="data-parallel processes per node (DDP: GPUs, or CPU processes)"),
+    ] = 1,
+    num_nodes: Annotated[int, typer.Option(help="nodes for DDP (same command on each)")] = 1,
+    rdzv_endpoint: Annotated[
+        str | None, typer.Option(help="several nodes: HOST:PORT every node reaches")
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -252,9 +261,17 @@ def train_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
 ) -> None:
     from matbrain.common.runs import latest_unfinished_run
+    from matbrain.training import distributed
     from matbrain.training.config import TrainConfig, resolve_config
     from matbrain.training.pipeline import run_training
 
+    if devices * num_nodes > 1 and not distributed.launched_by_torchrun():
+        argv = distributed.without_launch_options(sys.argv[1:])
+        try:
+            code = distributed.relaunch(argv, devices, num_nodes, rdzv_endpoint)
+        except ValueError as exc:
+            _fail(exc)
+        raise typer.Exit(code=code)
     try:
         names = _split_names(properties)
         given = [bool(all_properties), bool(names), property is not None, target_name is not None]
@@ -320,8 +337,9 @@ def train_cmd(
         raise typer.Exit(code=130) from None
     except EXPECTED_ERRORS as exc:
         _fail(exc)
-    console.print(f"\nrun folder: {result.run_dir}")
-    console.print(result.table(), soft_wrap=True, highlight=False)
+    if os.environ.get("RANK", "0") == "0":  # one report, not one per DDP process
+        console.print(f"\nrun folder: {result.run_dir}")
+        console.print(result.table(), soft_wrap=True, highlight=False)
 
 
 def _header_target(dataset: str | None) -> str:

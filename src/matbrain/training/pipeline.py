@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from matbrain import __version__
+from matbrain.common.devices import pick_device
 from matbrain.common.runs import git_commit, new_run_dir, register_run
 from matbrain.data.sources import load_dataset
 from matbrain.data.splits import TEST, TRAIN, VAL, drop_outliers, make_split
@@ -25,6 +26,7 @@ from matbrain.models.registry import get_model_class
 from matbrain.properties import clip_to_physical
 from matbrain.training import plots
 from matbrain.training.config import TrainConfig
+from matbrain.training.distributed import init_distributed
 from matbrain.training.finetune import finetune_model, finetune_record, finetune_source
 from matbrain.training.metrics import format_table, property_metrics, write_metrics_csv
 from matbrain.training.trainer import EpochCallback, PreparedData, Trainer
@@ -119,17 +121,24 @@ def run_training(
     callbacks: Sequence[EpochCallback] = (),
     progress: bool = True,
 ) -> RunResult:
-    """Train from scratch into a new run folder, or continue ``run_dir`` if it has a checkpoint."""
+    """Train from scratch into a new run folder, or continue ``run_dir`` if it has a checkpoint.
+
+    Started by ``torchrun`` (several processes), it trains data-parallel: one run folder, written
+    by rank 0 (see :mod:`matbrain.training.distributed`)."""
+    dist = init_distributed(torch.device(pick_device(config.device)))
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     resuming = run_dir is not None and (Path(run_dir) / "checkpoint.pt").exists()
     root = Path(config.output_root)
     created = run_dir is None
-    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(root, config.run_group())
+    if run_dir is None:
+        run_dir = dist.broadcast(new_run_dir(root, config.run_group()) if dist.is_main else None)
+    run_dir = Path(run_dir)
     for sub in ("plots", "predictions", "logs"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    # the run's own log holds its INFO lines whatever the console shows
-    handler = logging.FileHandler(run_dir / "logs" / "train.log")
+    # the run's own log holds its INFO lines whatever the console shows (rank 0's only)
+    log_file = "train.log" if dist.is_main else f"train.rank{dist.rank}.log"
+    handler = logging.FileHandler(run_dir / "logs" / log_file)
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     package_log = logging.getLogger("matbrain")
@@ -139,16 +148,17 @@ def run_training(
     log.info("run %s: %s", run_dir, "resumed" if resuming else "started")
     try:
         try:
-            data, data_info = prepare_data(config, progress=progress)
+            with dist.main_first():  # rank 0 fills the graph cache, the others read it
+                data, data_info = prepare_data(config, progress=progress and dist.is_main)
         except BaseException:
-            if created:  # nothing trained: no empty run folder is left behind
+            if created and dist.is_main:  # nothing trained: no empty run folder is left behind
                 package_log.removeHandler(handler)
                 handler.close()
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
         props = config.property_list()
         model = build_model(config, data)
-        if not resuming:
+        if not resuming and dist.is_main:
             config.to_yaml(run_dir / "config.yaml")
             (run_dir / "data.json").write_text(json.dumps(data_info, indent=1))
         provenance = {
@@ -158,6 +168,7 @@ def run_training(
             "structure_hash": data_info["structure_hash"],
             "label_hash": data_info["label_hash"],
             "seed": config.seed,
+            "processes": dist.world_size,
         }
 
         def write_best(trainer: Trainer) -> None:
@@ -170,9 +181,8 @@ def run_training(
                 extra={"epoch": trainer.epoch, "provenance": provenance},
             )
 
-        trainer = Trainer(
-            model, config, data, run_dir, on_best=write_best, callbacks=callbacks, progress=progress
-        )
+        trainer = Trainer(model, config, data, run_dir, on_best=write_best, callbacks=callbacks,
+                          progress=progress, dist=dist)  # fmt: skip
         if resuming:
             trainer.load_checkpoint()
         log.info(
@@ -187,7 +197,8 @@ def run_training(
         )
         start = time.perf_counter()
         history = trainer.fit()
-        metrics = evaluate_run(run_dir, data, trainer, props)
+        dist.barrier()  # rank 0 has written best.pt
+        metrics = evaluate_run(run_dir, data, trainer, props, write=dist.is_main)
         summary = {
             **provenance,
             "algorithm": config.algorithm,
@@ -210,8 +221,9 @@ def run_training(
             "test_mae_over_mad": {r["property"]: r["test_mae_over_mad"] for r in metrics},
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-        register_run(root, summary)
+        if dist.is_main:
+            (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+            register_run(root, summary)
         return RunResult(run_dir=run_dir, metrics=metrics, history=history)
     finally:
         package_log.removeHandler(handler)
@@ -225,9 +237,10 @@ def _throughput(history: list[dict[str, Any]], n_train: int) -> float:
 
 
 def evaluate_run(
-    run_dir: Path, data: PreparedData, trainer: Trainer, props: list[Any]
+    run_dir: Path, data: PreparedData, trainer: Trainer, props: list[Any], write: bool = True
 ) -> list[dict[str, Any]]:
-    """Metrics, predictions and plots of the best model on every labelled structure."""
+    """Metrics, predictions and plots of the best model on every labelled structure (files only
+    when ``write``: every training process computes them, rank 0 writes)."""
     best = load_artifact(run_dir / "best.pt", device=trainer.device)
     trainer.model.load_state_dict(best.model.state_dict())
     everything = np.arange(len(data.ids))
@@ -235,6 +248,8 @@ def evaluate_run(
         data.normalizer.denormalize(trainer.predict_normalized(everything)), props
     )
     rows = property_metrics(props, predictions, data.targets, data.split)
+    if not write:
+        return rows
     (run_dir / "metrics.json").write_text(json.dumps(rows, indent=1))
     write_metrics_csv(rows, run_dir / "metrics.csv")
     _write_predictions(run_dir / "predictions" / "predictions.csv", data, predictions, props)

@@ -25,6 +25,7 @@ from matbrain.data.splits import TRAIN, VAL, Split
 from matbrain.models.base import PropertyModel
 from matbrain.models.normalizer import Normalizer
 from matbrain.training.config import TrainConfig
+from matbrain.training.distributed import Distributed
 from matbrain.training.loss import masked_loss
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,10 @@ class Trainer:
     stop, for ``patience`` more epochs), ``patience`` (early stopping), ``scheduler``
     (``onecycle`` per optimizer step or ``plateau`` per epoch), ``freeze_encoder_epochs`` and
     ``encoder_lr_factor`` (fine-tuning).
+
+    With ``dist`` (several processes, see :mod:`matbrain.training.distributed`), the model is
+    wrapped in DDP, ``batch_size`` is per process, validation is gathered from every process and
+    only rank 0 writes the checkpoint and calls ``on_best`` and the callbacks.
     """
 
     def __init__(
@@ -74,11 +79,22 @@ class Trainer:
         on_best: Callable[[Trainer], None] | None = None,
         callbacks: Sequence[EpochCallback] = (),
         progress: bool = True,
+        dist: Distributed | None = None,
     ) -> None:
         self.config, self.data, self.run_dir = config, data, Path(run_dir)
-        self.device = torch.device(pick_device(config.device))
+        self.dist = dist or Distributed()
+        self.device = self.dist.device(torch.device(pick_device(config.device)))
+        if self.dist.enabled and self.device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
-        self.on_best, self.callbacks, self.progress = on_best, list(callbacks), progress
+        # what the training steps call: the DDP wrapper (it averages the gradients) or the model
+        self.net: torch.nn.Module = self.model
+        if self.dist.enabled:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        self.on_best, self.callbacks = on_best, list(callbacks)
+        self.progress = progress and self.dist.is_main
         self.train_idx, self.val_idx = data.indices(TRAIN), data.indices(VAL)
         if len(self.train_idx) == 0:
             raise ValueError("no training labels: check the properties, the split and max_samples")
@@ -123,8 +139,7 @@ class Trainer:
         self.stop_reason = "epochs"
 
     def steps_per_epoch(self) -> int:
-        n_batches = math.ceil(len(self.train_idx) / self.config.batch_size)
-        return math.ceil(n_batches / self.config.acc_steps)
+        return math.ceil(len(self._train_batches(0)) / self.config.acc_steps)
 
     def eval_model(self) -> PropertyModel:
         """The weights that are validated and saved: SWA average, else EMA, else the raw model."""
@@ -144,7 +159,7 @@ class Trainer:
         ).to(self.device)
 
     def _batches(
-        self, indices: np.ndarray, role: int | None, shuffle_epoch: int | None = None
+        self, indices: np.ndarray, shuffle_epoch: int | None = None, size: int | None = None
     ) -> list[np.ndarray]:
         order = np.asarray(indices)
         if shuffle_epoch is not None:
@@ -152,8 +167,18 @@ class Trainer:
             order = np.random.default_rng(self.config.seed + 1000 * shuffle_epoch).permutation(
                 order
             )
-        bs = self.config.batch_size
+        bs = size or self.config.batch_size
         return [order[i : i + bs] for i in range(0, len(order), bs)]
+
+    def _train_batches(self, epoch: int) -> list[np.ndarray]:
+        """This process's training batches of an epoch: its share of each global batch of
+        ``batch_size x world_size`` structures (every process gets the same number of batches)."""
+        world = self.dist.world_size
+        batches = self._batches(self.train_idx, epoch, self.config.batch_size * world)
+        # every process needs a non-empty share; batch norm cannot train on a single graph
+        smallest = 2 if self._has_batchnorm else 1
+        chunks = [idx for idx in batches if len(idx) >= smallest * world]
+        return [self.dist.shard(idx) for idx in chunks]
 
     # ---------------------------------------------------------------- steps
     def accumulate_gradient(self, group: Sequence[np.ndarray]) -> tuple[float, int]:
@@ -168,29 +193,34 @@ class Trainer:
             float((b.label_mask.to(self.weights.dtype) * self.weights).sum()) for b in batches
         ]
         total = sum(shares)
+        # with DDP, each process weighs its batches by their share of every process's labels
+        # (DDP averages the gradients): the step is that of the global batch's masked mean
+        scale = 1.0
+        if self.dist.enabled:
+            everyone = sum(self.dist.gather(total))
+            scale = self.dist.world_size * total / everyone if everyone > 0 else 0.0
         loss_sum, count = 0.0, 0
         for batch, share in zip(batches, shares, strict=True):
-            if share == 0:
+            if share == 0 and not self.dist.enabled:  # DDP: every process runs every backward
                 continue
-            pred = self.model(batch)
+            pred = self.net(batch)
             loss = masked_loss(
                 pred, batch.targets, batch.label_mask, self.weights, self.config.loss
             )
-            (loss * (share / total)).backward()
-            loss_sum += float(loss.detach()) * share / total
+            weight = share / total if total > 0 else 0.0
+            (loss * (weight * scale)).backward()
+            loss_sum += float(loss.detach()) * weight
             count += int(batch.label_mask.sum())
         return loss_sum, count
 
     def train_epoch(self, epoch: int) -> float:
         self.model.train()
         frozen = epoch < self.config.freeze_encoder_epochs
-        for p in self.encoder_params:
-            p.requires_grad_(not frozen)
+        if not self.dist.enabled:  # DDP needs every parameter in the graph: grads dropped below
+            for p in self.encoder_params:
+                p.requires_grad_(not frozen)
         total, count = 0.0, 0
-        chunks = self._batches(self.train_idx, TRAIN, shuffle_epoch=epoch)
-        if self._has_batchnorm:
-            # batch norm cannot train on a single graph with a single atom
-            chunks = [idx for idx in chunks if len(idx) > 1]
+        chunks = self._train_batches(epoch)
         k = self.config.acc_steps
         groups = [chunks[i : i + k] for i in range(0, len(chunks), k)]
         in_swa = self.swa_scheduler is not None
@@ -199,6 +229,9 @@ class Trainer:
         ):
             self.optimizer.zero_grad(set_to_none=True)
             loss, n = self.accumulate_gradient(group)
+            if frozen and self.dist.enabled:
+                for p in self.encoder_params:
+                    p.grad = None  # the optimizer skips parameters without a gradient
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             self.optimizer.step()
             if self.config.scheduler == "onecycle" and not in_swa:
@@ -209,6 +242,9 @@ class Trainer:
             count += n
         for p in self.encoder_params:
             p.requires_grad_(True)
+        if self.dist.enabled:  # the epoch's loss over every process's labels
+            parts = self.dist.gather((total, count))
+            total, count = sum(t for t, _ in parts), sum(c for _, c in parts)
         return total / max(count, 1)
 
     @torch.no_grad()
@@ -217,8 +253,10 @@ class Trainer:
     ) -> np.ndarray:
         model = model if model is not None else self.model
         model.eval()
-        out = [model(self._batch(idx, None)).cpu().numpy() for idx in self._batches(indices, None)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.config.properties)))
+        mine = self.dist.shard(np.asarray(indices))  # each process predicts its share
+        out = [model(self._batch(idx, None)).cpu().numpy() for idx in self._batches(mine)]
+        empty = np.zeros((0, len(self.config.properties)), dtype=np.float32)
+        return np.concatenate([*self.dist.gather(np.concatenate(out) if out else empty)])
 
     def validate(self) -> tuple[float, dict[str, float]]:
         """Validation loss and per-property MAE/std (normalised MAE) of ``eval_model()``."""
@@ -309,7 +347,7 @@ class Trainer:
                 self.epoch += 1
                 if score < self.best_score:
                     self.best_score, self.best_epoch = score, self.epoch
-                    if self.on_best is not None:
+                    if self.on_best is not None and self.dist.is_main:
                         self.on_best(self)
                 if self._after_epoch(score):
                     log.info("stopping after epoch %d: %s", self.epoch, self.stop_reason)
@@ -325,7 +363,7 @@ class Trainer:
                     val_loss,
                     score,
                 )
-                for callback in self.callbacks:
+                for callback in self.callbacks if self.dist.is_main else ():
                     callback(self, record)
         except KeyboardInterrupt:
             log.warning(
@@ -340,6 +378,8 @@ class Trainer:
 
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self) -> None:
+        if not self.dist.is_main:
+            return
         state = {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
