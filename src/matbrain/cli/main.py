@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -100,6 +101,13 @@ def data_process(
     cutoff: Annotated[float, typer.Option(help="neighbour cutoff (Å)")] = 6.0,
     max_neighbors: Annotated[int, typer.Option(help="neighbour cap per atom")] = 12,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="rebuild even when cached")] = False,
+    shard_size: Annotated[
+        int | None,
+        typer.Option(
+            help="write shards of N structures, one at a time (data larger than memory; "
+            "train with graph_shard_size: N to stream from them)"
+        ),
+    ] = None,
 ) -> None:
     """Build every structure's periodic graph once (neighbours, edge vectors, bond angles) and cache it.
 
@@ -107,6 +115,9 @@ def data_process(
 
     Example: matbrain data process --dataset bundled --cutoff 6 --max-neighbors 12
     """
+    if shard_size is not None:
+        _process_shards(dataset, properties, cutoff, max_neighbors, shard_size)
+        return
     from matbrain.data.cache import default_cache_dir, process_dataset
     from matbrain.data.graphs import GraphConfig
     from matbrain.data.sources import load_dataset
@@ -159,6 +170,28 @@ Examples:
   matbrain train --algorithm e3nn --property band_gap --finetune-from models/multitask_std_e3nn/run_X
   matbrain train --dataset my_folder --target-name K_VRH --unit GPa --algorithm chgnet
 """
+
+
+def _process_shards(
+    dataset: str, properties: list[str] | None, cutoff: float, max_neighbors: int, shard_size: int
+) -> None:
+    from matbrain.data.graphs import GraphConfig
+    from matbrain.data.shards import process_dataset_sharded
+    from matbrain.data.sources import load_dataset
+    from matbrain.properties import resolve_properties
+
+    try:
+        ds = load_dataset(dataset, resolve_properties(_split_names(properties)))
+        config = GraphConfig(cutoff_A=cutoff, max_neighbors=max_neighbors)
+        shards = process_dataset_sharded(ds, config, shard_size)
+    except EXPECTED_ERRORS as exc:
+        _fail(exc)
+    console.print(
+        f"{len(shards.ids)} graphs in {math.ceil(len(ds) / shard_size)} shards, "
+        f"{len(shards.skipped)} skipped: {shards.folder}"
+    )
+    for sid, reason in shards.skipped.items():
+        console.print(f"  skipped {sid}: {reason}")
 
 
 @app.command("train", help=TRAIN_HELP)
@@ -243,6 +276,10 @@ def train_cmd(
         str | None, typer.Option(help="where run folders go (default models/)")
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda")] = None,
+    graph_shard_size: Annotated[
+        int | None,
+        typer.Option(help="stream graphs from shards of N structures (data larger than memory)"),
+    ] = None,
     devices: Annotated[
         int,
         typer.Option(help="data-parallel processes per node (DDP: GPUs, or CPU processes)"),
@@ -314,6 +351,7 @@ def train_cmd(
             "split": split,
             "output_root": output_root,
             "device": device,
+            "graph_shard_size": graph_shard_size,
         }
         overrides["algorithm"] = algorithm
         overrides["level"] = "competition" if competition else level

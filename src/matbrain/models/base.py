@@ -104,9 +104,15 @@ class PropertyModel(nn.Module):
     @classmethod
     def dataset_inputs(cls, dataset: Any, config: Any, progress: bool = True) -> Any:
         """The inputs of every structure of a dataset, cached: ``.graphs`` (id -> input),
-        ``.skipped`` (id -> reason) and ``.key`` (the cache key)."""
+        ``.skipped`` (id -> reason) and ``.key`` (the cache key); in shards that training streams
+        from when the config sets ``graph_shard_size``."""
         from matbrain.data.cache import process_dataset
+        from matbrain.data.shards import process_dataset_sharded
 
+        if getattr(config, "graph_shard_size", None):
+            return process_dataset_sharded(
+                dataset, config.graph_config(), config.graph_shard_size, progress=progress
+            )
         return process_dataset(dataset, config.graph_config(), progress=progress)
 
     def initialize_from_data(self, data: Any) -> None:

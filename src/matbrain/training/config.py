@@ -47,6 +47,12 @@ class TrainConfig(BaseModel):
     split: Literal["auto", "leaderboard", "leaderboard-overlap", "random"] = "auto"
     cutoff_A: float = Field(6.0, gt=0)
     max_neighbors: int = Field(12, ge=1)
+    graph_shard_size: int | None = Field(
+        None,
+        ge=1,
+        description="cache graphs in shards of this many structures and stream training from "
+        "them (bounded memory, for datasets larger than RAM); None: one file, loaded whole",
+    )
     loss: Literal["mse", "l1", "huber"] = "mse"
     property_weights: dict[str, float] = Field(default_factory=dict)
     grad_clip: float = Field(10.0, gt=0)

@@ -59,6 +59,16 @@ class Distributed:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def sum(self, value: float) -> float:
+        """The sum of ``value`` over every process (one small all-reduce)."""
+        if not self.enabled:
+            return value
+        total = torch.tensor([value], dtype=torch.float64)
+        if dist.get_backend() == "nccl":
+            total = total.cuda()
+        dist.all_reduce(total)
+        return float(total.item())
+
     def gather(self, value: Any) -> list[Any]:
         """Every process's ``value``, in rank order, on every process."""
         if not self.enabled:

@@ -17,6 +17,7 @@ import torch
 from matbrain import __version__
 from matbrain.common.devices import pick_device
 from matbrain.common.runs import git_commit, new_run_dir, register_run
+from matbrain.data.shards import ShardedGraphSet
 from matbrain.data.sources import load_dataset
 from matbrain.data.splits import TEST, TRAIN, VAL, drop_outliers, make_split
 from matbrain.models.artifact import load_artifact, save_artifact
@@ -74,7 +75,9 @@ def prepare_data(config: TrainConfig, progress: bool = True) -> tuple[PreparedDa
         normalizer = finetune_source(config).normalizer
     data = PreparedData(
         ids=dataset.ids,
-        graphs=[inputs.graphs[i] for i in dataset.ids],
+        graphs=inputs.sequence(dataset.ids)  # streamed from shards
+        if isinstance(inputs, ShardedGraphSet)
+        else [inputs.graphs[i] for i in dataset.ids],
         targets=dataset.targets,
         split=split,
         normalizer=normalizer,

@@ -21,6 +21,7 @@ from matbrain.common.devices import pick_device
 from matbrain.common.files import atomic_path
 from matbrain.common.resume import refuse_changed_config
 from matbrain.data.graphs import CrystalGraph
+from matbrain.data.shards import shard_order
 from matbrain.data.splits import TRAIN, VAL, Split
 from matbrain.models.base import PropertyModel
 from matbrain.models.normalizer import Normalizer
@@ -38,7 +39,7 @@ class PreparedData:
     """Graphs aligned with a label matrix, its split and the normalisation fitted on train labels."""
 
     ids: list[str]
-    graphs: list[CrystalGraph]
+    graphs: Sequence[CrystalGraph]  # a list, or ShardedGraphs streamed from a shard cache
     targets: np.ndarray  # (n, p) physical units, NaN = missing
     split: Split
     normalizer: Normalizer
@@ -49,6 +50,11 @@ class PreparedData:
 
     def indices(self, role: int) -> np.ndarray:
         return self.split.structures_with(role, self.targets)
+
+    @property
+    def shard_of(self) -> np.ndarray | None:
+        """The shard of each structure when the graphs are streamed from shards."""
+        return getattr(self.graphs, "shard_of", None)
 
 
 class Trainer:
@@ -164,8 +170,11 @@ class Trainer:
         order = np.asarray(indices)
         if shuffle_epoch is not None:
             # the order depends only on (seed, epoch), so a resumed run sees the same batches
-            order = np.random.default_rng(self.config.seed + 1000 * shuffle_epoch).permutation(
-                order
+            rng = np.random.default_rng(self.config.seed + 1000 * shuffle_epoch)
+            shard_of = self.data.shard_of
+            # streamed graphs: shard by shard, so that each shard is read once per epoch
+            order = (
+                rng.permutation(order) if shard_of is None else shard_order(order, shard_of, rng)
             )
         bs = size or self.config.batch_size
         return [order[i : i + bs] for i in range(0, len(order), bs)]
@@ -197,7 +206,7 @@ class Trainer:
         # (DDP averages the gradients): the step is that of the global batch's masked mean
         scale = 1.0
         if self.dist.enabled:
-            everyone = sum(self.dist.gather(total))
+            everyone = self.dist.sum(total)
             scale = self.dist.world_size * total / everyone if everyone > 0 else 0.0
         loss_sum, count = 0.0, 0
         for batch, share in zip(batches, shares, strict=True):
@@ -243,8 +252,7 @@ class Trainer:
         for p in self.encoder_params:
             p.requires_grad_(True)
         if self.dist.enabled:  # the epoch's loss over every process's labels
-            parts = self.dist.gather((total, count))
-            total, count = sum(t for t, _ in parts), sum(c for _, c in parts)
+            total, count = self.dist.sum(total), int(self.dist.sum(count))
         return total / max(count, 1)
 
     @torch.no_grad()
