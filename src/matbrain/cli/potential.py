@@ -134,6 +134,7 @@ def train_cmd(
     swa: Annotated[bool | None, typer.Option("--swa/--no-swa", help="MACE: stage two (SWA, high energy weight) over the last 20 %% of epochs")] = None,
     energy_weight: Annotated[float | None, typer.Option(help="MACE: energy weight (default 1); ACE linear: energy row weight (default: chosen on validation)")] = None,
     forces_weight: Annotated[float | None, typer.Option(help="MACE: forces weight (default 100)")] = None,
+    devices: Annotated[int | None, typer.Option(help="MACE: GPUs for mace-torch's data-parallel training")] = None,
     valid_fraction: Annotated[float | None, typer.Option(help="share of DATA for validation (default 0.1)")] = None,
     test_fraction: Annotated[float | None, typer.Option(help="share of DATA held back as a test set (default 0)")] = None,
     competition: Annotated[bool, typer.Option("--competition", help="the competition profile")] = False,
@@ -192,7 +193,8 @@ def train_cmd(
         }
         if algorithm == "ace":
             for flag, value in {"--epochs": epochs, "--lr": lr, "--batch-size": batch_size,
-                                "--r-max": r_max, "--swa": swa, "--forces-weight": forces_weight}.items():  # fmt: skip
+                                "--r-max": r_max, "--swa": swa, "--forces-weight": forces_weight,
+                                "--devices": devices}.items():  # fmt: skip
                 if value is not None:
                     raise ValueError(
                         f"{flag} is a MACE option; ACE takes --functions, --cutoff, --solver"
@@ -208,7 +210,12 @@ def train_cmd(
             }.items():
                 if option is not None:
                     raise ValueError(f"{flag} is an ACE option; MACE takes --r-max, --epochs, ...")
-            mace = {"r_max_A": r_max, "swa": swa, "forces_weight": forces_weight}
+            mace = {
+                "r_max_A": r_max,
+                "swa": swa,
+                "forces_weight": forces_weight,
+                "devices": devices,
+            }
             overrides = {**overrides, **mace}
             cfg = resolve_mace_config(level, config, overrides)
     except EXPECTED_ERRORS as exc:

@@ -92,6 +92,7 @@ def _fit_mace(
         MACE_NAME,
         MaceFiles,
         mace_arguments,
+        mace_command,
         read_mace_history,
     )
 
@@ -112,8 +113,11 @@ def _fit_mace(
         n_valid=len(splits["valid"]),
         foundation_model=foundation,
     )
+    command = mace_command(getattr(cfg, "devices", 1), device)
+    if command is not None:
+        args += ["--distributed", "--launcher=torchrun"]
     (run_dir / "logs").mkdir(exist_ok=True)
-    _run_mace_with_progress(args, run_dir / "logs" / "mace.log", cfg.epochs, progress)
+    _run_mace_with_progress(args, run_dir / "logs" / "mace.log", cfg.epochs, progress, command)
     model_path = run_dir / f"{MACE_NAME}.model"
     if getattr(cfg, "swa", False) and (run_dir / f"{MACE_NAME}_stagetwo.model").exists():
         model_path = run_dir / f"{MACE_NAME}_stagetwo.model"
@@ -125,7 +129,9 @@ def _fit_mace(
     return BackendFit(model_path, history, "mace-torch", engine_version("mace-torch"))
 
 
-def _run_mace_with_progress(args: list[str], log_path: Path, epochs: int, progress: bool) -> None:
+def _run_mace_with_progress(
+    args: list[str], log_path: Path, epochs: int, progress: bool, command: list[str] | None = None
+) -> None:
     from tqdm import tqdm
 
     from matbrain.potentials.mace_runner import run_mace
@@ -141,7 +147,7 @@ def _run_mace_with_progress(args: list[str], log_path: Path, epochs: int, progre
         bar.refresh()
 
     try:
-        run_mace(args, log_path, on_epoch)
+        run_mace(args, log_path, on_epoch, command)
     finally:
         bar.close()
 

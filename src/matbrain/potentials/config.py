@@ -72,6 +72,9 @@ class MaceTrainConfig(_Base):
     num_interactions: int = Field(2, ge=1)
     swa: bool = False
     ema: bool = True
+    devices: int = Field(
+        1, ge=1, description="GPUs for mace-torch's own data-parallel training (torchrun)"
+    )
 
     @classmethod
     def from_yaml(cls, path: Path) -> MaceTrainConfig:

@@ -119,6 +119,21 @@ def mace_arguments(
     return args
 
 
+def mace_command(devices: int, device: str) -> list[str] | None:
+    """The command that starts ``mace_run_train`` on ``devices`` GPUs (mace-torch's own DDP,
+    launched by torchrun; its arguments get ``--distributed --launcher=torchrun``), or None for
+    one process."""
+    if devices <= 1:
+        return None
+    if device != "cuda":
+        raise ValueError(
+            f"mace-torch trains data-parallel on GPUs only (NCCL); {devices} devices were asked "
+            f"for on {device!r}: use devices: 1 on a CPU"
+        )
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={devices}", "-m", "mace.cli.run_train"]  # fmt: skip
+
+
 def run_mace(
     args: list[str],
     log_path: Path,
