@@ -185,3 +185,20 @@ def test_generation_table_has_one_format_per_column(tmp_path):
     assert cells[0][8] == "–" and cells[1][8] == "1.47" and cells[1][10] == "65.0"
     csv_lines = (tmp_path / "generations.csv").read_text().splitlines()
     assert csv_lines[0].startswith("generation,labelled,") and len(csv_lines) == 3
+
+
+@needs_pacemaker
+def test_a_generation_on_a_two_worker_dask_cluster_labels_every_row_once(tmp_path):
+    raw = _config(tmp_path, 1)
+    raw["oracle"].update({"workers": 2, "executor": "dask"})
+    raw["sampling"].update({"workers": 2, "executor": "dask"})
+    (tmp_path / "al.yaml").write_text(yaml.safe_dump(raw))
+    lines: list[str] = []
+    rows = ActiveLearningLoop(load_loop_config(tmp_path / "al.yaml"), echo=lines.append).run()
+    assert any("dask" in line.lower() for line in lines)  # it really ran on the cluster
+    store = LabelStore(str(tmp_path / "al.db"))
+    counts = store.counts()
+    assert counts["pending"] == counts["running"] == counts["failed"] == 0
+    labelled = list(store.db.select(status="completed"))
+    assert len(labelled) == rows[-1]["labelled"] > 17  # the initial set and generation 1's picks
+    assert all(int(row.attempts) == 1 for row in labelled)  # each claimed and labelled once
