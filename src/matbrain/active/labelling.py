@@ -71,9 +71,10 @@ def label_pending(
     """Label every pending row of the store at ``url`` with ``oracle``; each claim is a lease
     of ``lease_s`` seconds, renewed while the oracle runs.
 
-    ``executor``: ``local`` (worker processes on this machine) or ``dask``: ``workers`` labelling
-    jobs on a Dask cluster, a ``LocalCluster`` of that many processes, or the running scheduler
-    at ``scheduler`` (``tcp://host:port``; e.g. one that dask-jobqueue started on SLURM or PBS).
+    ``executor``: ``local`` (worker processes on this machine), ``dask`` (``workers`` labelling
+    jobs on a ``LocalCluster`` of that many processes, or on the running scheduler at
+    ``scheduler``, ``tcp://host:port``), or ``slurm`` / ``pbs`` (``workers`` Dask workers
+    submitted as batch jobs by dask-jobqueue, configured in Dask's jobqueue settings).
     Workers claim rows from the store, so a lost Dask worker loses only the row it held, which
     is retried when its lease runs out."""
     check_executor(executor)  # before anything is touched

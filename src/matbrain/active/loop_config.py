@@ -31,7 +31,7 @@ class OracleSettings(_Strict):
     name: str = "gpaw"
     settings: dict[str, Any] = Field(default_factory=dict)
     workers: int = Field(1, ge=1)
-    executor: Literal["local", "dask"] = "local"
+    executor: Literal["local", "dask", "slurm", "pbs"] = "local"
     scheduler: str | None = Field(None, description="dask: tcp://host:port of a running scheduler")
 
 
@@ -114,7 +114,7 @@ oracle:
   name: gpaw                 # gpaw | espresso | cp2k | emt (tests only)
   settings: {cutoff_eV: 300, kpoint_density_per_A: 2.0}
   workers: 2
-  executor: local            # local | dask (LocalCluster, or scheduler: tcp://host:8786)
+  executor: local            # local | dask (LocalCluster, or scheduler: tcp://host:8786) | slurm | pbs
 ace:
   cutoff_A: 5.0
   functions_per_element: 50

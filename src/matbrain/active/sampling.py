@@ -33,8 +33,10 @@ class SamplingConfig(BaseModel):
     trajectories_per_temperature: int = Field(2, ge=1)
     max_seeds: int = Field(4, ge=1, description="starting structures drawn from the labelled set")
     workers: int = Field(1, ge=1, description="trajectories run in parallel processes")
-    executor: Literal["local", "dask"] = Field(
-        "local", description="local processes, or a Dask cluster (LocalCluster or scheduler)"
+    executor: Literal["local", "dask", "slurm", "pbs"] = Field(
+        "local",
+        description="local processes, a Dask cluster (LocalCluster or scheduler), or Dask "
+        "workers as SLURM/PBS jobs (dask-jobqueue)",
     )
     scheduler: str | None = Field(None, description="dask: tcp://host:port of a running scheduler")
     guards: Guards = Field(default_factory=Guards)

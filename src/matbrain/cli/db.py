@@ -86,7 +86,7 @@ def label_cmd(
     oracle: Annotated[str, typer.Option(help="gpaw | espresso | cp2k | emt (emt: tests only)")] = "gpaw",
     settings: Annotated[Path | None, typer.Option(help="YAML of oracle settings, e.g. cutoff_eV: 500")] = None,
     workers: Annotated[int, typer.Option(help="parallel worker processes (or Dask jobs)")] = 1,
-    executor: Annotated[str, typer.Option(help="local (processes here) | dask (a Dask cluster)")] = "local",
+    executor: Annotated[str, typer.Option(help="local (processes here) | dask (a Dask cluster) | slurm | pbs (Dask workers as batch jobs, dask-jobqueue)")] = "local",
     scheduler: Annotated[str | None, typer.Option(help="--executor dask: a running scheduler, tcp://host:port (default: a LocalCluster of --workers processes)")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="put failed structures back to pending first (e.g. after fixing the oracle settings)")] = False,
 ) -> None:  # fmt: skip
