@@ -3,7 +3,7 @@
 #   set up -> build graphs (cached) -> train the most accurate model this budget allows: heads for
 #   all nine properties on the frozen universal potential CHGNet (its weights ship in its wheel)
 #   -> print the test MAE table -> predict the nine properties of examples/cifs into a CSV.
-# DEMO_ALGORITHM (chgnet | sevennet | e3nn | cgcnn), DEMO_LEVEL and DEMO_EPOCHS change the model
+# DEMO_ALGORITHM (chgnet | sevennet | chgnet+sevennet | e3nn | cgcnn), DEMO_LEVEL and DEMO_EPOCHS change the model
 # and budget (default: chgnet, level std, early stopping; ~2 min of training on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -10,6 +10,7 @@ import pytest
 import torch
 from ase.build import bulk
 
+from matbrain.inference import Predictor
 from matbrain.models.artifact import load_artifact
 from matbrain.models.backbone import featurize
 from matbrain.training.config import resolve_config
@@ -31,6 +32,28 @@ def test_untouched_backbone_reproduces_the_potentials_own_energy(backbone):
     own = reference.get_potential_energy() / len(reference)
     assert inputs[0].energy_per_atom == pytest.approx(own, abs=1e-4)
     assert np.all(np.isfinite(inputs[0].features)) and inputs[0].features.std() > 0
+
+
+def test_both_universal_potentials_side_by_side(tmp_path):
+    atoms = bulk("NaCl", "rocksalt", a=5.5)
+    atoms.rattle(0.05, seed=2)
+    (both,), _ = featurize([atoms], "chgnet+sevennet")
+    (chgnet,), _ = featurize([atoms], "chgnet")
+    (sevennet,), _ = featurize([atoms], "sevennet")
+    assert both is not None and chgnet is not None and sevennet is not None
+    np.testing.assert_allclose(both.features, np.concatenate([chgnet.features, sevennet.features]),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    assert both.energy_per_atom == pytest.approx(
+        (chgnet.energy_per_atom + sevennet.energy_per_atom) / 2, abs=1e-6
+    )
+    overrides = {"properties": ["formation_energy"], "max_samples": 60, "epochs": 3,
+                 "output_root": str(tmp_path)}  # fmt: skip
+    result = run_training(resolve_config("chgnet+sevennet", "smoke", overrides=overrides),
+                          progress=False)  # fmt: skip
+    predictor = Predictor.from_path(result.run_dir)
+    hyper = predictor.loaded.metadata["hyperparameters"]
+    assert hyper["backbone"] == "chgnet+sevennet" and "SevenNet-0" in hyper["backbone_version"]
+    assert np.isfinite(predictor.predict_atoms([atoms])).all()
 
 
 def test_chgnet_backbone_learns_and_saves_a_weights_only_artifact(tmp_path):

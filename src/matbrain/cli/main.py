@@ -147,8 +147,8 @@ def data_process(
 TRAIN_HELP = f"""Train a multi-task model, or a specialist (--property), and write a run folder.
 
 Algorithms: e3nn, cgcnn (graph networks trained from scratch); chgnet, sevennet (heads on a
-frozen universal potential whose weights ship in its wheel: offline); mace (heads on a local
-MACE model, --base-model FILE).
+frozen universal potential whose weights ship in its wheel: offline); chgnet+sevennet (heads on
+both at once); mace (heads on a local MACE model, --base-model FILE).
 
 Layering: package defaults < level < --config YAML < flags.
 
@@ -158,7 +158,7 @@ Multi-task levels, e3nn:
 Multi-task levels, cgcnn:
 {levels_table("cgcnn")}
 
-Multi-task levels, chgnet / sevennet / mace (heads only; epochs are a ceiling):
+Multi-task levels, chgnet / sevennet / chgnet+sevennet / mace (heads only; epochs a ceiling):
 {levels_table("chgnet")}
 
 Specialist levels (one property; --competition selects the competition profile):
@@ -197,7 +197,7 @@ def _process_shards(
 @app.command("train", help=TRAIN_HELP)
 def train_cmd(
     algorithm: Annotated[
-        str | None, typer.Option(help="e3nn | cgcnn | chgnet | sevennet | mace (default e3nn)")
+        str | None, typer.Option(help="e3nn | cgcnn | chgnet | sevennet | chgnet+sevennet | mace (default e3nn)")
     ] = None,
     level: Annotated[
         str | None, typer.Option(help="smoke | lite | std | pro | max (default smoke)")

@@ -232,7 +232,14 @@ def _mace_features(path: str) -> Featurizer:
     return featurize
 
 
-BACKBONE_NAMES = ("chgnet", "sevennet", "mace")
+BACKBONE_NAMES = ("chgnet", "sevennet", "chgnet+sevennet", "mace")
+
+
+def _chgnet_and_sevennet_features(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
+    """Both offline universal potentials at once: their features side by side, the mean of their
+    energies per atom (two views of a structure whose errors partly cancel)."""
+    pairs = zip(_chgnet_features(structures), _sevennet_features(structures), strict=True)
+    return [(np.concatenate([fa, fb]), (ea + eb) / 2) for (fa, ea), (fb, eb) in pairs]
 
 
 def featurizer(backbone: str, base_model: str | None = None) -> Featurizer:
@@ -240,6 +247,8 @@ def featurizer(backbone: str, base_model: str | None = None) -> Featurizer:
         return _chgnet_features
     if backbone == "sevennet":
         return _sevennet_features
+    if backbone == "chgnet+sevennet":
+        return _chgnet_and_sevennet_features
     if backbone == "mace":
         if not base_model:
             raise ValueError(
@@ -257,6 +266,8 @@ def backbone_version(backbone: str, base_model: str | None = None) -> str:
         return f"chgnet {version('chgnet')}, CHGNet {_chgnet_model().version}"
     if backbone == "sevennet":
         return f"sevenn {version('sevenn')}, SevenNet-0"
+    if backbone == "chgnet+sevennet":
+        return f"{backbone_version('chgnet')} + {backbone_version('sevennet')}"
     path = Path(str(base_model))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else base_model
     return f"mace-torch {version('mace-torch')}, {base_model} ({digest})"
