@@ -66,3 +66,33 @@ def test_two_processes_match_one_with_the_same_effective_batch(tmp_path):
     assert summary["test_mae"]["formation_energy"] == pytest.approx(
         one.metrics[0]["test_mae"], rel=1e-4
     )
+
+
+@pytest.mark.slow
+def test_a_run_resumes_on_two_processes(tmp_path):
+    """An interrupted run continues under DDP from its checkpoint: the finished epochs are kept,
+    the rest are trained by both processes and written once."""
+    recipe = {"epochs": 3, "max_samples": 80, "batch_size": 8, "dropout": 0.0, "preset": "small",
+              "properties": ["formation_energy"], "output_root": str(tmp_path)}  # fmt: skip
+    cfg = resolve_config("e3nn", "smoke", overrides=recipe)
+
+    def stop_after_first_epoch(trainer, record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(cfg, callbacks=[stop_after_first_epoch], progress=False)
+    (run,) = list(tmp_path.glob("*/run_*"))
+    first = json.loads((run / "history.json").read_text())
+    assert len(first) == 1 and not (run / "summary.json").exists()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "matbrain.cli.main", "train", "--resume-run", str(run),
+         "--devices", "2", "--device", "cpu", "--quiet"],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[0] == first[0]  # the finished epoch is kept, not retrained
+    assert json.loads((run / "summary.json").read_text())["processes"] == 2
+    assert len(list(tmp_path.glob("*/run_*"))) == 1 and len(read_registry(tmp_path)) == 1
