@@ -197,7 +197,10 @@ def _process_shards(
 @app.command("train", help=TRAIN_HELP)
 def train_cmd(
     algorithm: Annotated[
-        str | None, typer.Option(help="e3nn | cgcnn | chgnet | sevennet | chgnet+sevennet | mace (default e3nn)")
+        str | None,
+        typer.Option(
+            help="e3nn | cgcnn | chgnet | sevennet | chgnet+sevennet | mace (default e3nn)"
+        ),
     ] = None,
     level: Annotated[
         str | None, typer.Option(help="smoke | lite | std | pro | max (default smoke)")

@@ -47,7 +47,7 @@ from matbrain.common.files import atomic_path
 from matbrain.data.batching import tensors_to
 from matbrain.data.cache import cache_root
 from matbrain.data.graphs import GraphConfig
-from matbrain.models.base import PropertyModel
+from matbrain.models.base import PropertyModel, constructor_arguments
 from matbrain.models.linear_baseline import N_ELEMENTS, fit_ridge, set_linear
 
 log = logging.getLogger(__name__)
@@ -439,16 +439,7 @@ class BackboneNet(PropertyModel):
         backbone_version: str = "",
         mode: str = "frozen",
     ) -> None:
-        super().__init__(
-            n_properties,
-            backbone=backbone,
-            feature_dim=feature_dim,
-            hidden=hidden,
-            dropout=dropout,
-            base_model=base_model,
-            backbone_version=backbone_version,
-            mode=mode,
-        )
+        super().__init__(n_properties, **constructor_arguments(locals()))
         if mode not in ("frozen", "finetune"):
             raise ValueError(f"unknown backbone mode {mode!r}; valid: frozen, finetune")
         if mode == "finetune" and backbone != "chgnet":

@@ -53,6 +53,12 @@ class MultiTaskHeads(nn.Module):
         return torch.cat([head(h) for head in self.heads], dim=1)
 
 
+def constructor_arguments(values: dict[str, Any]) -> dict[str, Any]:
+    """A model constructor's own arguments, from its ``locals()`` taken first thing: what the
+    artifact records as its hyperparameters (``n_properties`` is passed on its own)."""
+    return {k: v for k, v in values.items() if k not in ("self", "__class__", "n_properties")}
+
+
 class PropertyModel(nn.Module):
     """Base class: a shared encoder, one head per property, normalised outputs.
 

@@ -9,7 +9,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from matbrain.data.batching import GraphBatch
-from matbrain.models.base import MultiTaskHeads, PropertyModel, scatter_mean, scatter_sum
+from matbrain.models.base import (
+    MultiTaskHeads,
+    PropertyModel,
+    constructor_arguments,
+    scatter_mean,
+    scatter_sum,
+)
 from matbrain.models.element_features import element_embedding
 
 
@@ -56,17 +62,7 @@ class CGCNN(PropertyModel):
         composition_baseline: bool = False,
         atom_features: str = "learned",
     ) -> None:
-        super().__init__(
-            n_properties,
-            composition_baseline=composition_baseline,
-            atom_features=atom_features,
-            atom_dim=atom_dim,
-            n_conv=n_conv,
-            hidden_dim=hidden_dim,
-            cutoff=cutoff,
-            gaussian_step=gaussian_step,
-            dropout=dropout,
-        )
+        super().__init__(n_properties, **constructor_arguments(locals()))
         self.cutoff, self.step = cutoff, gaussian_step
         edge_dim = len(torch.arange(0.0, cutoff + gaussian_step, gaussian_step))
         self.embedding = element_embedding(atom_dim, atom_features)

@@ -19,7 +19,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from matbrain.data.batching import GraphBatch
-from matbrain.models.base import MultiTaskHeads, PropertyModel, scatter_mean, scatter_sum
+from matbrain.models.base import (
+    MultiTaskHeads,
+    PropertyModel,
+    constructor_arguments,
+    scatter_mean,
+    scatter_sum,
+)
 from matbrain.models.e3nn_import import import_e3nn
 from matbrain.models.element_features import element_embedding
 
@@ -145,20 +151,7 @@ class E3nnNet(PropertyModel):
         composition_baseline: bool = False,
         atom_features: str = "learned",
     ) -> None:
-        super().__init__(
-            n_properties,
-            composition_baseline=composition_baseline,
-            atom_features=atom_features,
-            mul=mul,
-            lmax=lmax,
-            n_layers=n_layers,
-            n_radial=n_radial,
-            n_angular=n_angular,
-            radial_hidden=radial_hidden,
-            cutoff=cutoff,
-            avg_neighbors=avg_neighbors,
-            dropout=dropout,
-        )
+        super().__init__(n_properties, **constructor_arguments(locals()))
         self.cutoff, self.n_radial, self.n_angular, self.avg_neighbors = (
             cutoff,
             n_radial,
