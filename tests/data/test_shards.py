@@ -96,3 +96,8 @@ def test_training_streams_from_shards_end_to_end(tmp_path):
     result = run_training(resolve_config("cgcnn", "smoke", overrides=recipe), progress=False)
     assert np.isfinite(result.metrics[0]["test_mae"])
     assert json.loads((result.run_dir / "data.json").read_text())["input_cache_key"].endswith("-s16")
+
+
+def test_shards_are_for_graph_models_only():
+    with pytest.raises(ValueError, match="applies to e3nn and cgcnn, not to chgnet"):
+        resolve_config("chgnet", "smoke", overrides={"graph_shard_size": 100})

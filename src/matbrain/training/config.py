@@ -109,6 +109,15 @@ class TrainConfig(BaseModel):
                 raise ValueError("a user-defined target (target_unit set) trains one property")
         return values
 
+    @model_validator(mode="after")
+    def _shards_for_graph_models(self) -> TrainConfig:
+        if self.graph_shard_size is not None and self.algorithm not in ("e3nn", "cgcnn"):
+            raise ValueError(
+                f"graph_shard_size streams crystal graphs: it applies to e3nn and cgcnn, not to "
+                f"{self.algorithm} (a backbone caches one small feature vector per structure)"
+            )
+        return self
+
     def property_list(self) -> list[Property]:
         """The trained properties: catalogue entries, or the user's own target."""
         if self.target_unit is not None:
