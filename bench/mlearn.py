@@ -76,7 +76,8 @@ def resolve(element: str, args: argparse.Namespace):  # type: ignore[no-untyped-
         )
     if args.algorithm == "ace":
         ace = {"functions_per_element": args.functions, "cutoff_A": args.cutoff,
-               "solver": args.solver, "max_iter": args.max_iter, "kappa": args.kappa}  # fmt: skip
+               "solver": args.solver, "max_iter": args.max_iter, "kappa": args.kappa,
+               "nradmax_by_orders": args.nradmax, "lmax_by_orders": args.lmax}  # fmt: skip
         return resolve_ace_config(args.level, overrides={
             **common, **{k: v for k, v in ace.items() if v is not None}})  # fmt: skip
     mace = {"dtype": args.dtype, "epochs": args.epochs, "lr": args.lr,
@@ -244,6 +245,10 @@ def main() -> None:
     )
     parser.add_argument("--max-iter", type=int, default=None, help="ACE pacemaker iterations")
     parser.add_argument("--kappa", type=float, default=None, help="ACE pacemaker force share")
+    parser.add_argument("--nradmax", type=int, nargs="+", default=None,
+                        help="ACE: radial functions per body order, e.g. 20 10 6 4 2")  # fmt: skip
+    parser.add_argument("--lmax", type=int, nargs="+", default=None,
+                        help="ACE: max l per body order, e.g. 0 5 4 3 2")  # fmt: skip
     parser.add_argument("--no-timing", action="store_true", help="skip the inference timing")
     parser.add_argument(
         "--train-subset",

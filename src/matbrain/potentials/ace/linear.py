@@ -26,7 +26,7 @@ from matbrain.potentials.config import AceTrainConfig
 from matbrain.potentials.data import energy_and_forces
 
 ENERGY_WEIGHTS = (10.0, 30.0, 100.0, 300.0)
-RIDGE_ALPHAS = (1e-8, 1e-6, 1e-4, 1e-2)
+RIDGE_ALPHAS = (1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 
 
 @dataclass
