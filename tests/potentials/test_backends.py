@@ -67,7 +67,8 @@ def _test_errors(run, element="Cu"):  # type: ignore[no-untyped-def]
 def test_linear_ace_run_folder_matches_the_common_layout(linear_ace_run):
     run = linear_ace_run.run_dir
     for name in ("config.yaml", "data.json", "e0s.json", "ace.yace", "ace.yaml", "metrics.json",
-                 "summary.json", "plots/parity_forces_valid.png"):  # fmt: skip
+                 "summary.json", "plots/parity_forces_valid.png",
+                 "plots/ace_validation_grid.png"):  # fmt: skip
         assert (run / name).exists(), name
     summary = json.loads((run / "summary.json").read_text())
     assert summary["algorithm"] == "ace" and summary["model_file"] == "ace.yace"

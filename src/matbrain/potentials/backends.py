@@ -163,10 +163,13 @@ def _fit_ace(
     start = None
     if cfg.solver in ("linear", "linear+pacemaker"):
         from matbrain.potentials.ace.linear import fit_linear_ace
+        from matbrain.potentials.ace.plots import validation_grid_plot
 
         where = run_dir if cfg.solver == "linear" else run_dir / "linear"
         fit = fit_linear_ace(splits["train"], splits["valid"], cfg, e0s, where, cfg.workers, say)
         (where / "ace_fit.json").write_text(json.dumps(fit.as_dict(), indent=2))
+        validation_grid_plot(fit.grid, (fit.energy_weight, fit.ridge_alpha),
+                             run_dir / "plots" / "ace_validation_grid.png")  # fmt: skip
         if cfg.solver == "linear":
             return BackendFit(fit.yace, [], "python-ace (linear)", engine_version("python-ace"),
                               {"energy_weight": fit.energy_weight, "ridge_alpha": fit.ridge_alpha,

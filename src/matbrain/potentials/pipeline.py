@@ -7,7 +7,8 @@ The same for every backend (:mod:`matbrain.potentials.backends`): ``models/<algo
     data.json     label counts, sizes           e0s.json      per-element reference energies
     <model file>  mace.model | ace.yace (+ ace.yaml) | chgnet.pth.tar | sevennet.pth
     metrics.json  E/F/S MAE and RMSE per split  history.json  per-epoch (iteration) errors
-    plots/        parity per split, learning curves          logs/   the engine's full output
+    plots/        parity per split, learning curves (linear ACE: its validation grid)
+    logs/         the engine's full output
     summary.json  provenance (versions, hashes, timings); one line in models/potentials.jsonl
 """
 
