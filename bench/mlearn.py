@@ -186,8 +186,10 @@ def describe(args: argparse.Namespace) -> str:
     if args.algorithm == "ace":
         pacemaker = (f", pacemaker κ {args.kappa or 0.3}, {args.max_iter or 'level default'} iterations"
                      if "pacemaker" in (args.solver or "") else "")  # fmt: skip
+        radial = "".join(f", {name} {values}" for name, values in
+                         (("nradmax_by_orders", args.nradmax), ("lmax_by_orders", args.lmax)) if values)  # fmt: skip
         return (f"ACE ({args.solver or 'linear'}) level {args.level}, functions/element "
-                f"{args.functions or 'level default'}, cutoff {args.cutoff or 'level default'}{pacemaker}")  # fmt: skip
+                f"{args.functions or 'level default'}, cutoff {args.cutoff or 'level default'}{radial}{pacemaker}")  # fmt: skip
     return (
         f"MACE level {args.level}, epochs {args.epochs or 'level default'}, lr {args.lr or 'level default'}, "
         f"batch {args.batch_size or 'level default'}, {args.dtype}"
