@@ -48,6 +48,7 @@ def _kernel(a: np.ndarray, b: np.ndarray, gamma: float, kind: str) -> np.ndarray
 def kernel_ridge(prop: str, algorithm: str, out: Path) -> None:
     from matbrain.data.splits import TEST, TRAIN, VAL
     from matbrain.models.backbone import _fixed, linear_inputs
+    from matbrain.models.linear_baseline import fit_ridge
     from matbrain.training.config import resolve_config
     from matbrain.training.pipeline import prepare_data
 
@@ -61,15 +62,8 @@ def kernel_ridge(prop: str, algorithm: str, out: Path) -> None:
     y = data.targets[:, 0].astype(float)
     tr, va, te = (data.split.mask(role, data.targets)[:, 0] for role in (TRAIN, VAL, TEST))
     z = (x - x[tr].mean(0)) / (x[tr].std(0) + 1e-6)
-    design = np.c_[lin[:, lin[tr].std(0) > 0], np.ones(len(lin))]
-
-    def ridge(alpha: float) -> np.ndarray:
-        a = design[tr]
-        return design @ np.linalg.solve(a.T @ a + alpha * np.eye(a.shape[1]), a.T @ y[tr])
-
-    base = min(
-        (ridge(a) for a in (1e-6, 1e-4, 1e-2, 1.0)), key=lambda p: np.abs(p[va] - y[va]).mean()
-    )
+    weights, bias, _ = fit_ridge(lin, y, tr, va)  # the linear part the heads start from
+    base = lin @ weights + bias
     print(f"linear part alone: test MAE {np.abs(base[te] - y[te]).mean():.4f}")
     residual, dim, rows = y - base, z.shape[1], []
     for kind, widths in (("rbf", (0.1, 0.3, 1, 3)), ("laplacian", (0.03, 0.1, 0.3, 1))):
