@@ -25,8 +25,10 @@ def test_a_batch_executor_without_its_submit_command_says_where_to_run(monkeypat
                                                  ("pbs", "#PBS -q normal")])  # fmt: skip
 def test_batch_workers_are_submitted_with_dask_jobqueue_settings(monkeypatch, kind, directive):
     monkeypatch.setattr(executors.shutil, "which", lambda name: f"/usr/bin/{name}")
-    settings = {f"jobqueue.{kind}.{k}": v for k, v in
-                {"cores": 2, "memory": "4GB", "queue": "normal", "walltime": "02:00:00"}.items()}
+    settings = {
+        f"jobqueue.{kind}.{k}": v
+        for k, v in {"cores": 2, "memory": "4GB", "queue": "normal", "walltime": "02:00:00"}.items()
+    }
     with dask.config.set(settings):
         cluster = batch_cluster(kind)
         try:

@@ -95,7 +95,9 @@ def test_training_streams_from_shards_end_to_end(tmp_path):
               "properties": ["formation_energy"], "output_root": str(tmp_path)}  # fmt: skip
     result = run_training(resolve_config("cgcnn", "smoke", overrides=recipe), progress=False)
     assert np.isfinite(result.metrics[0]["test_mae"])
-    assert json.loads((result.run_dir / "data.json").read_text())["input_cache_key"].endswith("-s16")
+    assert json.loads((result.run_dir / "data.json").read_text())["input_cache_key"].endswith(
+        "-s16"
+    )
 
 
 def test_shards_are_for_graph_models_only():

@@ -37,7 +37,9 @@ def model(request):
     else:
         algorithm, _, atoms = request.param.partition("-")
         m = get_model_class(algorithm).from_preset(
-            "small", n_properties=3, cutoff=CONFIG.cutoff_A,
+            "small",
+            n_properties=3,
+            cutoff=CONFIG.cutoff_A,
             atom_features="cgcnn" if atoms else "learned",
         )
     m.eval()

@@ -249,6 +249,13 @@ def train_cmd(
         str | None,
         typer.Option(help="chgnet/sevennet/mace: frozen (default) | finetune (chgnet, end to end)"),
     ] = None,
+    composition_kernel: Annotated[
+        str | None,
+        typer.Option(
+            help="chgnet/sevennet/mace heads: kernel ridge on the composition alone: auto "
+            "(default; kept where a validation check says it helps) | on | off"
+        ),
+    ] = None,
     finetune_from: Annotated[
         str | None, typer.Option(help="multi-task run folder or best.pt to start from")
     ] = None,
@@ -342,6 +349,7 @@ def train_cmd(
             "base_model": base_model,
             "finetune_from": finetune_from,
             "backbone_mode": backbone_mode,
+            "composition_kernel": composition_kernel,
             "freeze_encoder_epochs": freeze_encoder_epochs,
             "encoder_lr_factor": encoder_lr_factor,
             "epochs": epochs,

@@ -12,7 +12,9 @@ Each property's head is what a materials scientist would fit by hand, made train
 The linear part starts at its ridge least-squares fit on the training split (for formation
 energy that is the potential's energy minus fitted elemental references: the potential's own
 knowledge is used, not thrown away); the MLP's last layer starts at zero, so training starts
-from that fit and only improves on it. Features are pooled by averaging over atoms, so
+from that fit and only improves on it. Where a label is mostly a function of composition
+(JARVIS's energy above hull), a third, closed-form part joins them: kernel ridge regression on the
+composition alone (``composition_kernel``; kept where a validation check says it helps). Features are pooled by averaging over atoms, so
 predictions keep the invariances of the graph models (rotation, translation, permutation,
 supercell).
 
@@ -28,6 +30,7 @@ name from its package when predicting.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -48,6 +51,13 @@ from matbrain.data.batching import tensors_to
 from matbrain.data.cache import cache_root
 from matbrain.data.graphs import GraphConfig
 from matbrain.models.base import PropertyModel, constructor_arguments
+from matbrain.models.composition_kernel import (
+    KERNEL_MODES,
+    fit_composition_kernel,
+    kernel_points,
+    laplacian,
+)
+from matbrain.models.element_features import composition_descriptors
 from matbrain.models.linear_baseline import N_ELEMENTS, fit_ridge, set_linear
 
 log = logging.getLogger(__name__)
@@ -62,6 +72,7 @@ class BackboneInput:
     features: np.ndarray  # (d,) float32
     energy_per_atom: float  # eV/atom, the potential's own
     composition: np.ndarray  # (N_ELEMENTS,) atom fractions
+    kernel: np.ndarray | None = None  # (n_properties,) composition part, set while training
 
 
 @dataclass
@@ -84,6 +95,7 @@ class FeatureBatch:
     targets: torch.Tensor | None = None
     label_mask: torch.Tensor | None = None
     graphs: list[Any] | None = None  # backbone graphs when the encoder trains
+    kernel: torch.Tensor | None = None  # (B, n_properties) composition part, when precomputed
 
     def to(self, device: torch.device | str) -> FeatureBatch:
         kwargs = tensors_to(self, device)
@@ -99,7 +111,11 @@ def collate_features(
 ) -> FeatureBatch:
     graphs = [x.graph for x in inputs if isinstance(x, FinetuneInput)] or None
     fixed = [_fixed(x) for x in inputs]
+    kernels = [x.kernel for x in fixed if x.kernel is not None]
     return FeatureBatch(
+        kernel=torch.from_numpy(np.stack(kernels).astype(np.float32))
+        if kernels and len(kernels) == len(fixed)
+        else None,
         features=torch.from_numpy(np.stack([x.features for x in fixed]).astype(np.float32)),
         linear=torch.from_numpy(linear_inputs(fixed).astype(np.float32)),
         graphs=graphs,
@@ -423,10 +439,16 @@ class BackboneNet(PropertyModel):
 
     name = "backbone"
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"default": {"hidden": 128}}
+    PER_PROPERTY_BUFFERS: ClassVar[tuple[str, ...]] = ("kernel_coef", "kernel_gamma")
     heads: BackboneHeads
     encoder: nn.Module  # CHGNet, only when fine-tuned end to end
     feature_mean: torch.Tensor
     feature_std: torch.Tensor
+    descriptor_mean: torch.Tensor
+    descriptor_std: torch.Tensor
+    kernel_points: torch.Tensor
+    kernel_coef: torch.Tensor
+    kernel_gamma: torch.Tensor
 
     def __init__(
         self,
@@ -438,8 +460,15 @@ class BackboneNet(PropertyModel):
         base_model: str | None = None,
         backbone_version: str = "",
         mode: str = "frozen",
+        composition_kernel: str = "off",
+        n_kernel_points: int = 0,
     ) -> None:
         super().__init__(n_properties, **constructor_arguments(locals()))
+        if composition_kernel not in KERNEL_MODES:
+            raise ValueError(
+                f"unknown composition kernel {composition_kernel!r}; valid: "
+                f"{', '.join(KERNEL_MODES)}"
+            )
         if mode not in ("frozen", "finetune"):
             raise ValueError(f"unknown backbone mode {mode!r}; valid: frozen, finetune")
         if mode == "finetune" and backbone != "chgnet":
@@ -456,6 +485,18 @@ class BackboneNet(PropertyModel):
         self.register_buffer("feature_mean", torch.zeros(feature_dim))
         self.register_buffer("feature_std", torch.ones(feature_dim))
         self.heads = BackboneHeads(feature_dim, n_properties, hidden, dropout)
+        self.use_kernel = composition_kernel != "off" and n_kernel_points > 0
+        if self.use_kernel:  # filled by initialize_from_data, saved with the weights
+            d = composition_descriptors(torch.zeros(1, N_ELEMENTS)).shape[1]
+            self.register_buffer("descriptor_mean", torch.zeros(d))
+            self.register_buffer("descriptor_std", torch.ones(d))
+            # float64: the coefficients of a kernel fit cancel each other to a few digits
+            double = torch.float64
+            self.register_buffer("kernel_points", torch.zeros(n_kernel_points, d, dtype=double))
+            self.register_buffer(
+                "kernel_coef", torch.zeros(n_properties, n_kernel_points, dtype=double)
+            )
+            self.register_buffer("kernel_gamma", torch.ones(n_properties, dtype=double))
 
     collate = staticmethod(collate_features)
 
@@ -463,7 +504,10 @@ class BackboneNet(PropertyModel):
     def from_config(cls, config: Any, n_properties: int, data: Any = None) -> PropertyModel:
         if data is None:
             raise ValueError("a backbone model is sized from its data's features")
+        from matbrain.data.splits import TRAIN
+
         hyper = {**cls.PRESETS.get(config.preset, cls.PRESETS["default"])}
+        points = kernel_points(data.split.mask(TRAIN, data.targets).any(1))
         return cls(
             n_properties,
             backbone=config.algorithm,
@@ -472,6 +516,8 @@ class BackboneNet(PropertyModel):
             base_model=config.base_model,
             backbone_version=backbone_version(config.algorithm, config.base_model),
             mode=config.backbone_mode,
+            composition_kernel=config.composition_kernel,
+            n_kernel_points=len(points) if config.composition_kernel != "off" else 0,
             **hyper,
         )
 
@@ -523,6 +569,7 @@ class BackboneNet(PropertyModel):
         self.feature_mean.copy_(torch.from_numpy(x.mean(0)))
         self.feature_std.copy_(torch.from_numpy(x.std(0) + 1e-6))
         design = linear_inputs(fixed)
+        residuals = np.zeros((len(fixed), len(self.heads.baseline)))
         train_mask = data.split.mask(TRAIN, data.targets)
         val_mask = data.split.mask(VAL, data.targets)
         for j, head in enumerate(self.heads.baseline):
@@ -532,6 +579,55 @@ class BackboneNet(PropertyModel):
             w, b, ridge = fit_ridge(design, data.normalized[:, j], train_mask[:, j], val_mask[:, j])
             set_linear(head, w, b)
             log.info("property %d: linear baseline with ridge %g", j, ridge)
+            residuals[:, j] = data.normalized[:, j] - (design @ w + b)
+        if self.use_kernel:
+            self._fit_kernel(data, design, residuals, train_mask, val_mask)
+
+    def _fit_kernel(
+        self,
+        data: Any,
+        design: np.ndarray,
+        residuals: np.ndarray,
+        train_mask: np.ndarray,
+        val_mask: np.ndarray,
+    ) -> None:
+        """The composition part of each head, in closed form on the linear part's residual; the
+        training structures carry its out-of-fold values (see ``composition_kernel``)."""
+        from matbrain.data.splits import TRAIN
+
+        points = kernel_points(np.asarray(train_mask.any(1)))
+        raw = composition_descriptors(torch.from_numpy(design[:, 1:]).float())
+        train = data.indices(TRAIN)
+        self.descriptor_mean.copy_(raw[train].mean(0))
+        self.descriptor_std.copy_(raw[train].std(0) + 1e-3)
+        descriptors = ((raw - self.descriptor_mean) / self.descriptor_std).double().numpy()
+        features = np.stack([_fixed(x).features for x in data.graphs]).astype(float)
+        features = (features - self.feature_mean.numpy()) / self.feature_std.numpy()
+        self.kernel_points.copy_(torch.from_numpy(descriptors[points]))
+        values = np.zeros((len(design), len(self.heads.baseline)), dtype=np.float32)
+        for j in range(values.shape[1]):
+            fit = fit_composition_kernel(
+                descriptors, features, residuals[:, j], points, train_mask[:, j], val_mask[:, j],
+                self.hyperparameters["composition_kernel"],
+            )  # fmt: skip
+            self.kernel_coef[j] = torch.from_numpy(fit.coef)
+            self.kernel_gamma[j] = fit.gamma
+            values[:, j] = fit.values
+            log.info("property %d: composition kernel %s %s", j,
+                     "kept" if fit.kept else "off", fit.validation)  # fmt: skip
+        for i, x in enumerate(data.graphs):  # what the heads train against
+            fixed = dataclasses.replace(_fixed(x), kernel=values[i])
+            data.graphs[i] = (
+                dataclasses.replace(x, fixed=fixed) if isinstance(x, FinetuneInput) else fixed
+            )
+
+    def composition_part(self, fractions: torch.Tensor) -> torch.Tensor:
+        """(B, n_properties): each head's composition part for new structures."""
+        d = (composition_descriptors(fractions) - self.descriptor_mean) / self.descriptor_std
+        d = d.double()
+        gamma = self.kernel_gamma[:, None, None]
+        k = laplacian(d.unsqueeze(0), self.kernel_points.unsqueeze(0), gamma)
+        return (k * self.kernel_coef[:, None, :]).sum(-1).T
 
     # its batches hold features, not graphs (collate_features): a narrower input than the base's
     def forward(self, batch: FeatureBatch) -> torch.Tensor:  # type: ignore[override]
@@ -542,4 +638,10 @@ class BackboneNet(PropertyModel):
             )
             features = chgnet_pooled(out["crystal_fea"], out["atom_fea"])
         features = (features - self.feature_mean) / self.feature_std
-        return self.heads(features, batch.linear)
+        out = self.heads(features, batch.linear)
+        if not self.use_kernel:
+            return out
+        kernel = batch.kernel
+        if kernel is None:
+            kernel = self.composition_part(batch.linear[:, 1:])
+        return out + kernel.to(out.dtype)  # the part is added in float32 as trained

@@ -54,3 +54,15 @@ def element_embedding(dim: int, kind: str = "learned") -> nn.Module:
     if kind == "cgcnn":
         return DescriptorEmbedding(dim)
     raise ValueError(f"unknown atom features {kind!r}; valid: {', '.join(ATOM_FEATURES)}")
+
+
+def composition_descriptors(fractions: torch.Tensor) -> torch.Tensor:
+    """(B, N_ELEMENTS) atom fractions -> (B, 3 x 92): the fraction-weighted mean, the maximum and
+    the minimum of CGCNN's element descriptors over the elements present (Magpie-style statistics
+    of a composition; Ward et al., npj Comput. Mater. 2, 16028, 2016)."""
+    table = cgcnn_table().to(fractions.device, fractions.dtype)
+    present = (fractions > 0).unsqueeze(-1)  # (B, E, 1)
+    rows = table.unsqueeze(0)  # (1, E, 92)
+    high = torch.where(present, rows, torch.full_like(rows, -1.0)).amax(1)
+    low = torch.where(present, rows, torch.full_like(rows, 2.0)).amin(1)
+    return torch.cat([fractions @ table, high, low], dim=1)

@@ -90,6 +90,11 @@ class TrainConfig(BaseModel):
         description="universal-potential backbone: frozen features, or fine-tuned end to end "
         "(chgnet; the encoder's lr is lr x encoder_lr_factor)",
     )
+    composition_kernel: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="backbone heads: a kernel ridge part on the composition alone (its element "
+        "descriptors), fitted in closed form; auto keeps it where it lowers a validation check",
+    )
     finetune_from: str | None = Field(
         None, description="multi-task run folder or best.pt to start a specialist from"
     )

@@ -75,9 +75,12 @@ def finetune_model(config: Any) -> PropertyModel:
         hyper["dropout"] = config.dropout
     model = type(source.model)(n_properties=1, **hyper)
     state = {}
+    per_property = getattr(model, "PER_PROPERTY_BUFFERS", ())
     for key, value in source.model.state_dict().items():
         match = _HEAD_KEY.match(key)
-        if match is None:
+        if key in per_property:  # (n_properties, ...) buffers: the chosen property's row
+            state[key] = value[j : j + 1]
+        elif match is None:
             state[key] = value
         elif int(match.group(2)) == j:
             state[f"{match.group(1)}.0.{match.group(3)}"] = value

@@ -1,0 +1,60 @@
+"""The composition part of the backbone heads: kernel ridge on the composition alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from matbrain.models.composition_kernel import fit_composition_kernel, kernel_points
+from matbrain.models.element_features import composition_descriptors
+from matbrain.models.linear_baseline import N_ELEMENTS
+
+ELEMENTS = [3, 8, 11, 13, 14, 22, 26, 29, 31, 47]
+
+
+def _polymorph_set(seed: int, n_formulas: int = 60, polymorphs: int = 4):
+    """Structures in groups sharing a composition; a random structure feature for each."""
+    rng = np.random.default_rng(seed)
+    fractions = np.zeros((n_formulas, N_ELEMENTS))
+    for f in range(n_formulas):
+        chosen = rng.choice(ELEMENTS, size=rng.integers(1, 4), replace=False)
+        fractions[f, chosen] = rng.dirichlet(np.ones(len(chosen)))
+    formula = np.repeat(np.arange(n_formulas), polymorphs)
+    raw = composition_descriptors(torch.from_numpy(fractions[formula]).float()).double().numpy()
+    descriptors = (raw - raw.mean(0)) / (raw.std(0) + 1e-3)
+    features = rng.normal(size=(len(formula), 8))
+    role = rng.permutation(len(formula)) % 10  # 0-6 train, 7 val, 8-9 test
+    return rng, formula, descriptors, features, role < 7, role == 7, role >= 8
+
+
+def test_a_label_that_is_a_function_of_composition_is_learnt_and_kept():
+    rng, formula, descriptors, features, train, val, test = _polymorph_set(0)
+    per_formula = rng.normal(size=formula.max() + 1)
+    y = per_formula[formula] + 0.01 * rng.normal(size=len(formula))
+    fit = fit_composition_kernel(
+        descriptors, features, y, kernel_points(train), train, val, mode="auto"
+    )
+    assert fit.kept and fit.validation["with"] < 0.5 * fit.validation["without"]
+    seen = test & np.isin(formula, formula[train])  # a polymorph of it trains
+    assert np.abs(fit.values[seen] - y[seen]).mean() < 0.35 * np.abs(y[seen]).mean()
+    # training structures carry out-of-fold values: a formula alone in its fold is not memorised
+    full = fit_composition_kernel(descriptors, features, y, kernel_points(train), train, val, "on")
+    assert np.abs(full.values[train] - y[train]).mean() > 1e-3
+
+
+def test_a_label_of_the_structure_alone_leaves_the_part_off():
+    rng, formula, descriptors, features, train, val, _ = _polymorph_set(1)
+    y = features @ rng.normal(size=features.shape[1])  # no composition dependence at all
+    fit = fit_composition_kernel(descriptors, features, y, kernel_points(train), train, val)
+    assert not fit.kept and np.all(fit.values == 0) and np.all(fit.coef == 0)
+    off = fit_composition_kernel(descriptors, features, y, kernel_points(train), train, val, "off")
+    assert not off.kept
+
+
+def test_unknown_mode_is_a_clear_error():
+    import pytest
+
+    _, _, descriptors, features, train, val, _ = _polymorph_set(2, n_formulas=5)
+    with pytest.raises(ValueError, match="unknown composition kernel 'sometimes'"):
+        fit_composition_kernel(descriptors, features, np.zeros(len(features)),
+                               kernel_points(train), train, val, "sometimes")  # fmt: skip
