@@ -193,25 +193,3 @@ def test_mace_backbone_takes_a_local_model(trained_run, trained_calc):
     assert np.allclose(inputs[0].features, inputs[1].features, atol=1e-5)
     with pytest.raises(ValueError, match="--base-model"):
         featurize([atoms], "mace")
-
-
-def test_composition_kernel_predicts_new_structures_as_it_scored_the_test_set(tmp_path):
-    """The kernel part trains from precomputed values; a saved model recomputes it for a new
-    structure from the stored points: both must give the same test predictions."""
-    import pandas as pd
-
-    from matbrain.data.jarvis import load_jarvis_records
-    from matbrain.data.structures import jarvis_atoms_to_ase
-
-    overrides = {"properties": ["ehull"], "max_samples": 300, "epochs": 2,
-                 "composition_kernel": "on", "output_root": str(tmp_path)}  # fmt: skip
-    result = run_training(resolve_config("chgnet", "smoke", overrides=overrides), progress=False)
-    frame = pd.read_csv(result.run_dir / "predictions" / "predictions.csv")
-    test = frame[frame["ehull_split"] == "test"]
-    assert len(test) >= 5
-    records = {r["jid"]: r for r in load_jarvis_records()}
-    structures = [jarvis_atoms_to_ase(records[i]["atoms"]) for i in test["id"]]
-    predicted = Predictor.from_path(result.run_dir).predict_atoms(structures)[:, 0]
-    np.testing.assert_allclose(predicted, test["ehull_pred"].to_numpy(), rtol=1e-4, atol=1e-4)
-    state = torch.load(result.run_dir / "best.pt", weights_only=True)["state_dict"]
-    assert state["kernel_coef"].abs().sum() > 0  # the part is there, and it is used

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from matbrain.models.composition_kernel import fit_composition_kernel, kernel_points
@@ -52,9 +53,40 @@ def test_a_label_of_the_structure_alone_leaves_the_part_off():
 
 
 def test_unknown_mode_is_a_clear_error():
-    import pytest
-
     _, _, descriptors, features, train, val, _ = _polymorph_set(2, n_formulas=5)
     with pytest.raises(ValueError, match="unknown composition kernel 'sometimes'"):
         fit_composition_kernel(descriptors, features, np.zeros(len(features)),
                                kernel_points(train), train, val, "sometimes")  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["cgcnn", "chgnet"])
+def test_a_saved_model_predicts_new_structures_as_it_scored_its_test_set(tmp_path, algorithm):
+    """Training uses precomputed kernel values; a saved model recomputes the part for a new
+    structure from its stored points: both must give the same test predictions."""
+    import pandas as pd
+
+    from matbrain.data.jarvis import load_jarvis_records
+    from matbrain.data.structures import jarvis_atoms_to_ase
+    from matbrain.inference import Predictor
+    from matbrain.training.config import resolve_config
+    from matbrain.training.pipeline import run_training
+
+    overrides = {"properties": ["ehull"], "max_samples": 300, "epochs": 2,
+                 "composition_kernel": "on", "output_root": str(tmp_path)}  # fmt: skip
+    result = run_training(resolve_config(algorithm, "smoke", overrides=overrides), progress=False)
+    frame = pd.read_csv(result.run_dir / "predictions" / "predictions.csv")
+    test = frame[frame["ehull_split"] == "test"]
+    assert len(test) >= 5
+    records = {r["jid"]: r for r in load_jarvis_records()}
+    structures = [jarvis_atoms_to_ase(records[i]["atoms"]) for i in test["id"]]
+    predicted = Predictor.from_path(result.run_dir).predict_atoms(structures)[:, 0]
+    np.testing.assert_allclose(predicted, test["ehull_pred"].to_numpy(), rtol=1e-4, atol=1e-4)
+    state = torch.load(result.run_dir / "best.pt", weights_only=True)["state_dict"]
+    assert state["kernel.coef"].abs().sum() > 0  # the part is there, and it is used
+    without = resolve_config(
+        algorithm, "smoke", overrides={**overrides, "composition_kernel": "off"}
+    )
+    plain = run_training(without, progress=False)
+    plain_state = torch.load(plain.run_dir / "best.pt", weights_only=True)["state_dict"]
+    assert not any(k.startswith("kernel.") for k in plain_state)

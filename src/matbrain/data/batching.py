@@ -33,6 +33,7 @@ class GraphBatch:
     n_graphs: int
     targets: torch.Tensor | None = None
     label_mask: torch.Tensor | None = None
+    kernel: torch.Tensor | None = None  # (B, P) composition-kernel values, when precomputed
 
     def to(self, device: torch.device | str) -> GraphBatch:
         return GraphBatch(**tensors_to(self, device))
@@ -75,4 +76,13 @@ def collate(
         n_graphs=len(graphs),
         targets=None if targets is None else torch.as_tensor(targets, dtype=torch.float32),
         label_mask=None if label_mask is None else torch.as_tensor(label_mask, dtype=torch.bool),
+        kernel=stack_kernel_values([g.kernel for g in graphs]),
     )
+
+
+def stack_kernel_values(values: Sequence[np.ndarray | None]) -> torch.Tensor | None:
+    """(B, P) composition-kernel values of a batch, or None unless every input has them."""
+    given = [v for v in values if v is not None]
+    if not given or len(given) != len(values):
+        return None
+    return torch.from_numpy(np.stack(given).astype(np.float32))

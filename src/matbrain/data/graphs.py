@@ -54,6 +54,7 @@ class CrystalGraph:
     triplet_a: np.ndarray  # (n_triplets,) int64, edge index
     triplet_b: np.ndarray  # (n_triplets,) int64, edge index
     cos_angle: np.ndarray  # (n_triplets,) float32
+    kernel: np.ndarray | None = None  # (n_properties,) composition-kernel values, set in training
 
     @property
     def n_atoms(self) -> int:

@@ -47,17 +47,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from matbrain.common.files import atomic_path
-from matbrain.data.batching import tensors_to
+from matbrain.data.batching import stack_kernel_values, tensors_to
 from matbrain.data.cache import cache_root
 from matbrain.data.graphs import GraphConfig
-from matbrain.models.base import PropertyModel, constructor_arguments
-from matbrain.models.composition_kernel import (
-    KERNEL_MODES,
-    fit_composition_kernel,
-    kernel_points,
-    laplacian,
-)
-from matbrain.models.element_features import composition_descriptors
+from matbrain.models.base import PropertyModel, constructor_arguments, n_kernel_points
 from matbrain.models.linear_baseline import N_ELEMENTS, fit_ridge, set_linear
 
 log = logging.getLogger(__name__)
@@ -111,11 +104,8 @@ def collate_features(
 ) -> FeatureBatch:
     graphs = [x.graph for x in inputs if isinstance(x, FinetuneInput)] or None
     fixed = [_fixed(x) for x in inputs]
-    kernels = [x.kernel for x in fixed if x.kernel is not None]
     return FeatureBatch(
-        kernel=torch.from_numpy(np.stack(kernels).astype(np.float32))
-        if kernels and len(kernels) == len(fixed)
-        else None,
+        kernel=stack_kernel_values([x.kernel for x in fixed]),
         features=torch.from_numpy(np.stack([x.features for x in fixed]).astype(np.float32)),
         linear=torch.from_numpy(linear_inputs(fixed).astype(np.float32)),
         graphs=graphs,
@@ -439,16 +429,10 @@ class BackboneNet(PropertyModel):
 
     name = "backbone"
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"default": {"hidden": 128}}
-    PER_PROPERTY_BUFFERS: ClassVar[tuple[str, ...]] = ("kernel_coef", "kernel_gamma")
     heads: BackboneHeads
     encoder: nn.Module  # CHGNet, only when fine-tuned end to end
     feature_mean: torch.Tensor
     feature_std: torch.Tensor
-    descriptor_mean: torch.Tensor
-    descriptor_std: torch.Tensor
-    kernel_points: torch.Tensor
-    kernel_coef: torch.Tensor
-    kernel_gamma: torch.Tensor
 
     def __init__(
         self,
@@ -464,11 +448,6 @@ class BackboneNet(PropertyModel):
         n_kernel_points: int = 0,
     ) -> None:
         super().__init__(n_properties, **constructor_arguments(locals()))
-        if composition_kernel not in KERNEL_MODES:
-            raise ValueError(
-                f"unknown composition kernel {composition_kernel!r}; valid: "
-                f"{', '.join(KERNEL_MODES)}"
-            )
         if mode not in ("frozen", "finetune"):
             raise ValueError(f"unknown backbone mode {mode!r}; valid: frozen, finetune")
         if mode == "finetune" and backbone != "chgnet":
@@ -485,18 +464,6 @@ class BackboneNet(PropertyModel):
         self.register_buffer("feature_mean", torch.zeros(feature_dim))
         self.register_buffer("feature_std", torch.ones(feature_dim))
         self.heads = BackboneHeads(feature_dim, n_properties, hidden, dropout)
-        self.use_kernel = composition_kernel != "off" and n_kernel_points > 0
-        if self.use_kernel:  # filled by initialize_from_data, saved with the weights
-            d = composition_descriptors(torch.zeros(1, N_ELEMENTS)).shape[1]
-            self.register_buffer("descriptor_mean", torch.zeros(d))
-            self.register_buffer("descriptor_std", torch.ones(d))
-            # float64: the coefficients of a kernel fit cancel each other to a few digits
-            double = torch.float64
-            self.register_buffer("kernel_points", torch.zeros(n_kernel_points, d, dtype=double))
-            self.register_buffer(
-                "kernel_coef", torch.zeros(n_properties, n_kernel_points, dtype=double)
-            )
-            self.register_buffer("kernel_gamma", torch.ones(n_properties, dtype=double))
 
     collate = staticmethod(collate_features)
 
@@ -504,10 +471,7 @@ class BackboneNet(PropertyModel):
     def from_config(cls, config: Any, n_properties: int, data: Any = None) -> PropertyModel:
         if data is None:
             raise ValueError("a backbone model is sized from its data's features")
-        from matbrain.data.splits import TRAIN
-
         hyper = {**cls.PRESETS.get(config.preset, cls.PRESETS["default"])}
-        points = kernel_points(data.split.mask(TRAIN, data.targets).any(1))
         return cls(
             n_properties,
             backbone=config.algorithm,
@@ -517,7 +481,7 @@ class BackboneNet(PropertyModel):
             backbone_version=backbone_version(config.algorithm, config.base_model),
             mode=config.backbone_mode,
             composition_kernel=config.composition_kernel,
-            n_kernel_points=len(points) if config.composition_kernel != "off" else 0,
+            n_kernel_points=n_kernel_points(config, data),
             **hyper,
         )
 
@@ -560,7 +524,8 @@ class BackboneNet(PropertyModel):
         return usable
 
     def initialize_from_data(self, data: Any) -> None:
-        """Feature scaling from the training structures; each linear part at its ridge fit."""
+        """Feature scaling from the training structures; each linear part at its ridge fit; the
+        composition kernel (when there is one) on what the linear part leaves."""
         from matbrain.data.splits import TRAIN, VAL
 
         fixed = [_fixed(x) for x in data.graphs]
@@ -580,54 +545,16 @@ class BackboneNet(PropertyModel):
             set_linear(head, w, b)
             log.info("property %d: linear baseline with ridge %g", j, ridge)
             residuals[:, j] = data.normalized[:, j] - (design @ w + b)
-        if self.use_kernel:
-            self._fit_kernel(data, design, residuals, train_mask, val_mask)
+        if hasattr(self, "kernel"):
+            features = np.stack([f.features for f in fixed]).astype(float)
+            features = (features - self.feature_mean.numpy()) / self.feature_std.numpy()
+            values = self.kernel.fit(design[:, 1:], residuals, train_mask, val_mask, features)
+            self.attach_kernel_values(data, values)
 
-    def _fit_kernel(
-        self,
-        data: Any,
-        design: np.ndarray,
-        residuals: np.ndarray,
-        train_mask: np.ndarray,
-        val_mask: np.ndarray,
-    ) -> None:
-        """The composition part of each head, in closed form on the linear part's residual; the
-        training structures carry its out-of-fold values (see ``composition_kernel``)."""
-        from matbrain.data.splits import TRAIN
-
-        points = kernel_points(np.asarray(train_mask.any(1)))
-        raw = composition_descriptors(torch.from_numpy(design[:, 1:]).float())
-        train = data.indices(TRAIN)
-        self.descriptor_mean.copy_(raw[train].mean(0))
-        self.descriptor_std.copy_(raw[train].std(0) + 1e-3)
-        descriptors = ((raw - self.descriptor_mean) / self.descriptor_std).double().numpy()
-        features = np.stack([_fixed(x).features for x in data.graphs]).astype(float)
-        features = (features - self.feature_mean.numpy()) / self.feature_std.numpy()
-        self.kernel_points.copy_(torch.from_numpy(descriptors[points]))
-        values = np.zeros((len(design), len(self.heads.baseline)), dtype=np.float32)
-        for j in range(values.shape[1]):
-            fit = fit_composition_kernel(
-                descriptors, features, residuals[:, j], points, train_mask[:, j], val_mask[:, j],
-                self.hyperparameters["composition_kernel"],
-            )  # fmt: skip
-            self.kernel_coef[j] = torch.from_numpy(fit.coef)
-            self.kernel_gamma[j] = fit.gamma
-            values[:, j] = fit.values
-            log.info("property %d: composition kernel %s %s", j,
-                     "kept" if fit.kept else "off", fit.validation)  # fmt: skip
-        for i, x in enumerate(data.graphs):  # what the heads train against
-            fixed = dataclasses.replace(_fixed(x), kernel=values[i])
-            data.graphs[i] = (
-                dataclasses.replace(x, fixed=fixed) if isinstance(x, FinetuneInput) else fixed
-            )
-
-    def composition_part(self, fractions: torch.Tensor) -> torch.Tensor:
-        """(B, n_properties): each head's composition part for new structures."""
-        d = (composition_descriptors(fractions) - self.descriptor_mean) / self.descriptor_std
-        d = d.double()
-        gamma = self.kernel_gamma[:, None, None]
-        k = laplacian(d.unsqueeze(0), self.kernel_points.unsqueeze(0), gamma)
-        return (k * self.kernel_coef[:, None, :]).sum(-1).T
+    @staticmethod
+    def with_kernel(x: Any, values: np.ndarray) -> Any:
+        fixed = dataclasses.replace(_fixed(x), kernel=values)
+        return dataclasses.replace(x, fixed=fixed) if isinstance(x, FinetuneInput) else fixed
 
     # its batches hold features, not graphs (collate_features): a narrower input than the base's
     def forward(self, batch: FeatureBatch) -> torch.Tensor:  # type: ignore[override]
@@ -638,10 +565,4 @@ class BackboneNet(PropertyModel):
             )
             features = chgnet_pooled(out["crystal_fea"], out["atom_fea"])
         features = (features - self.feature_mean) / self.feature_std
-        out = self.heads(features, batch.linear)
-        if not self.use_kernel:
-            return out
-        kernel = batch.kernel
-        if kernel is None:
-            kernel = self.composition_part(batch.linear[:, 1:])
-        return out + kernel.to(out.dtype)  # the part is added in float32 as trained
+        return self.add_kernel(self.heads(features, batch.linear), batch, batch.linear[:, 1:])

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from ase import Atoms
 from torch import nn
 
 from matbrain.data.batching import GraphBatch, collate
 from matbrain.data.graphs import GraphConfig, build_graph
+from matbrain.models.composition_kernel import CompositionKernel, kernel_points
 from matbrain.models.linear_baseline import (
     N_ELEMENTS,
     batch_composition,
@@ -53,6 +56,16 @@ class MultiTaskHeads(nn.Module):
         return torch.cat([head(h) for head in self.heads], dim=1)
 
 
+def n_kernel_points(config: Any, data: Any) -> int:
+    """How many training structures the composition kernel keeps (0: no kernel). Streamed
+    graphs (shards) have no per-structure values to train against: no kernel there."""
+    if data is None or config.composition_kernel == "off" or not isinstance(data.graphs, list):
+        return 0
+    from matbrain.data.splits import TRAIN
+
+    return len(kernel_points(np.asarray(data.split.mask(TRAIN, data.targets).any(1))))
+
+
 def constructor_arguments(values: dict[str, Any]) -> dict[str, Any]:
     """A model constructor's own arguments, from its ``locals()`` taken first thing: what the
     artifact records as its hyperparameters (``n_properties`` is passed on its own)."""
@@ -70,13 +83,28 @@ class PropertyModel(nn.Module):
     PRESETS: ClassVar[dict[str, dict[str, Any]]]
     heads: nn.Module  # set by each subclass
     composition: nn.ModuleList  # only with the composition baseline
+    kernel: CompositionKernel  # only with the composition kernel
+    # (n_properties, ...) buffers: a specialist fine-tuned from this model takes its row
+    PER_PROPERTY_BUFFERS: ClassVar[tuple[str, ...]] = ("kernel.coef", "kernel.gamma")
 
     def __init__(
-        self, n_properties: int, composition_baseline: bool = False, **hyperparameters: Any
+        self,
+        n_properties: int,
+        composition_baseline: bool = False,
+        composition_kernel: str = "off",
+        n_kernel_points: int = 0,
+        **hyperparameters: Any,
     ) -> None:
         super().__init__()
         self.n_properties = n_properties
         self.hyperparameters = dict(hyperparameters)
+        if composition_kernel != "off" and n_kernel_points > 0:
+            # per property, kernel ridge on the composition alone, fitted in closed form
+            # (initialize_from_data); see matbrain.models.composition_kernel
+            self.hyperparameters.update(
+                composition_kernel=composition_kernel, n_kernel_points=n_kernel_points
+            )
+            self.kernel = CompositionKernel(n_properties, n_kernel_points, composition_kernel)
         if composition_baseline:
             # per property, a linear function of the atom fractions, started at its ridge fit
             # (initialize_from_data): the network learns the residual
@@ -104,6 +132,8 @@ class PropertyModel(nn.Module):
             cutoff=config.cutoff_A,
             dropout=config.dropout,
             composition_baseline=config.composition_baseline,
+            composition_kernel=config.composition_kernel,
+            n_kernel_points=n_kernel_points(config, data),
             atom_features=config.atom_features,
         )
 
@@ -122,19 +152,42 @@ class PropertyModel(nn.Module):
         return process_dataset(dataset, config.graph_config(), progress=progress)
 
     def initialize_from_data(self, data: Any) -> None:
-        """Start the composition baseline (when there is one) at its fit on the training split."""
-        if not hasattr(self, "composition"):
+        """Start the composition baseline (when there is one) at its fit on the training split,
+        then fit the composition kernel (when there is one) to what the baseline leaves."""
+        if not hasattr(self, "composition") and not hasattr(self, "kernel"):
             return
         from matbrain.data.splits import TRAIN, VAL
 
         design = composition_matrix([g.numbers for g in data.graphs])
         train = data.split.mask(TRAIN, data.targets)
         val = data.split.mask(VAL, data.targets)
-        for j, layer in enumerate(self.composition):
+        residuals = data.normalized.astype(float).copy()
+        for j, layer in enumerate(getattr(self, "composition", [])):
             assert isinstance(layer, nn.Linear)
             if train[:, j].any():
                 w, b, _ = fit_ridge(design, data.normalized[:, j], train[:, j], val[:, j])
                 set_linear(layer, w, b)
+                residuals[:, j] -= design @ w + b
+        if hasattr(self, "kernel"):
+            self.attach_kernel_values(data, self.kernel.fit(design, residuals, train, val))
+
+    def attach_kernel_values(self, data: Any, values: np.ndarray) -> None:
+        """Give each structure of ``data`` its composition-kernel values (out-of-fold for the
+        training structures): what the network trains against. New structures have none and
+        the model computes them (``forward``)."""
+        for i, x in enumerate(data.graphs):
+            data.graphs[i] = self.with_kernel(x, values[i])
+
+    @staticmethod
+    def with_kernel(x: Any, values: np.ndarray) -> Any:
+        return dataclasses.replace(x, kernel=values)
+
+    def add_kernel(self, out: torch.Tensor, batch: Any, fractions: torch.Tensor) -> torch.Tensor:
+        """``out`` plus the composition kernel's part, when the model has one."""
+        if not hasattr(self, "kernel"):
+            return out
+        part = batch.kernel if batch.kernel is not None else self.kernel(fractions)
+        return out + part.to(out.dtype)
 
     def head_parameters(self) -> list[nn.Parameter]:
         """Per-property parameters (heads, composition baseline); the rest is the encoder."""
@@ -160,10 +213,12 @@ class PropertyModel(nn.Module):
     def forward(self, batch: GraphBatch) -> torch.Tensor:
         """Normalised predictions, (n_graphs, n_properties)."""
         out = self.heads(self.encode(batch))
+        if not hasattr(self, "composition") and not hasattr(self, "kernel"):
+            return out
+        x = batch_composition(batch.numbers, batch.graph_index, batch.n_graphs)
         if hasattr(self, "composition"):
-            x = batch_composition(batch.numbers, batch.graph_index, batch.n_graphs)
             out = out + torch.cat([layer(x) for layer in self.composition], dim=1)
-        return out
+        return self.add_kernel(out, batch, x)
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

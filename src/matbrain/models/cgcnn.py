@@ -60,6 +60,8 @@ class CGCNN(PropertyModel):
         gaussian_step: float = 0.2,
         dropout: float = 0.0,
         composition_baseline: bool = False,
+        composition_kernel: str = "off",
+        n_kernel_points: int = 0,
         atom_features: str = "learned",
     ) -> None:
         super().__init__(n_properties, **constructor_arguments(locals()))

@@ -18,10 +18,16 @@ head (the part plus kernel ridge on the structure features) below that stand-in 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
+
+from matbrain.models.element_features import N_ELEMENTS, composition_descriptors
+
+log = logging.getLogger(__name__)
 
 WIDTHS = (0.03, 0.1, 0.3, 1.0)  # Laplacian kernel exponent x input dimension
 RIDGES = (1e-3, 1e-2, 1e-1, 1.0)
@@ -80,7 +86,7 @@ def kernel_points(train_any: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def fit_composition_kernel(
     descriptors: np.ndarray,
-    features: np.ndarray,
+    features: np.ndarray | None,
     residual: np.ndarray,
     points: np.ndarray,
     train: np.ndarray,
@@ -91,7 +97,8 @@ def fit_composition_kernel(
     """Fit one property's composition part.
 
     descriptors : (n, d) standardised composition descriptors of every structure.
-    features : (n, f) standardised structure features (for the ``auto`` decision).
+    features : (n, f) standardised structure features for the ``auto`` decision; None: keep
+        the part where it lowers the validation MAE of the residual itself.
     residual : (n,) the label minus the linear part (NaN where unlabelled).
     points : indices of the kernel's points (``kernel_points``).
     train, val : (n,) boolean masks of this property's training and validation labels.
@@ -130,9 +137,81 @@ def fit_composition_kernel(
     fit = KernelFit(coef, gamma, values, True, {})
     if mode == "on":
         return fit
-    without = _stand_in_mae(features, residual, fit_rows, val_rows)
-    with_part = _stand_in_mae(features, residual - values, fit_rows, val_rows)
+    if features is None:
+        without = float(np.abs(residual[val_rows]).mean())
+        with_part = float(np.abs(residual[val_rows] - values[val_rows]).mean())
+    else:
+        without = _stand_in_mae(features, residual, fit_rows, val_rows)
+        with_part = _stand_in_mae(features, residual - values, fit_rows, val_rows)
     fit.validation = {"without": without, "with": with_part}
     if with_part >= without:
         return KernelFit(off.coef, off.gamma, off.values, False, fit.validation)
     return fit
+
+
+class CompositionKernel(nn.Module):
+    """Each property's composition part, as saved with a model: the standardisation of the
+    descriptors, the kernel's points, and per property its coefficients and width (float64: the
+    coefficients of a kernel fit cancel each other to a few digits)."""
+
+    descriptor_mean: torch.Tensor
+    descriptor_std: torch.Tensor
+    points: torch.Tensor
+    coef: torch.Tensor
+    gamma: torch.Tensor
+
+    def __init__(self, n_properties: int, n_points: int, mode: str = "auto") -> None:
+        super().__init__()
+        if mode not in KERNEL_MODES:
+            raise ValueError(
+                f"unknown composition kernel {mode!r}; valid: {', '.join(KERNEL_MODES)}"
+            )
+        self.mode = mode
+        d = composition_descriptors(torch.zeros(1, N_ELEMENTS)).shape[1]
+        double = torch.float64
+        self.register_buffer("descriptor_mean", torch.zeros(d))
+        self.register_buffer("descriptor_std", torch.ones(d))
+        self.register_buffer("points", torch.zeros(n_points, d, dtype=double))
+        self.register_buffer("coef", torch.zeros(n_properties, n_points, dtype=double))
+        self.register_buffer("gamma", torch.ones(n_properties, dtype=double))
+
+    def descriptors(self, fractions: torch.Tensor) -> torch.Tensor:
+        raw = composition_descriptors(fractions.float())
+        return ((raw - self.descriptor_mean) / self.descriptor_std).double()
+
+    def fit(
+        self,
+        fractions: np.ndarray,
+        residuals: np.ndarray,
+        train: np.ndarray,
+        val: np.ndarray,
+        features: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Fit every property's part; (n, n_properties) values to train against (out-of-fold
+        on the fitted training structures). ``features``: standardised structure features for
+        the ``auto`` check (None: keep the part where it lowers the validation MAE of the
+        residual)."""
+        points = kernel_points(np.asarray(train.any(1)))
+        raw = composition_descriptors(torch.from_numpy(fractions).float())
+        rows = np.flatnonzero(train.any(1))
+        self.descriptor_mean.copy_(raw[rows].mean(0))
+        self.descriptor_std.copy_(raw[rows].std(0) + 1e-3)
+        descriptors = self.descriptors(torch.from_numpy(fractions)).numpy()
+        self.points.copy_(torch.from_numpy(descriptors[points]))
+        values = np.zeros(residuals.shape, dtype=np.float32)
+        for j in range(residuals.shape[1]):
+            fit = fit_composition_kernel(
+                descriptors, features, residuals[:, j], points, train[:, j], val[:, j], self.mode
+            )
+            self.coef[j] = torch.from_numpy(fit.coef)
+            self.gamma[j] = fit.gamma
+            values[:, j] = fit.values
+            log.info("property %d: composition kernel %s %s", j,
+                     "kept" if fit.kept else "off", fit.validation)  # fmt: skip
+        return values
+
+    def forward(self, fractions: torch.Tensor) -> torch.Tensor:
+        """(B, n_properties) for new structures, from their atom fractions (B, N_ELEMENTS)."""
+        d = self.descriptors(fractions)
+        k = laplacian(d.unsqueeze(0), self.points.unsqueeze(0), self.gamma[:, None, None])
+        return (k * self.coef[:, None, :]).sum(-1).T

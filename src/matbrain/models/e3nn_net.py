@@ -149,6 +149,8 @@ class E3nnNet(PropertyModel):
         avg_neighbors: float = 12.0,
         dropout: float = 0.0,
         composition_baseline: bool = False,
+        composition_kernel: str = "off",
+        n_kernel_points: int = 0,
         atom_features: str = "learned",
     ) -> None:
         super().__init__(n_properties, **constructor_arguments(locals()))

@@ -92,8 +92,9 @@ class TrainConfig(BaseModel):
     )
     composition_kernel: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="backbone heads: a kernel ridge part on the composition alone (its element "
-        "descriptors), fitted in closed form; auto keeps it where it lowers a validation check",
+        description="every model: a part per property fitted in closed form by kernel ridge "
+        "regression on the composition alone (statistics of its element descriptors); the "
+        "network learns what it leaves; auto keeps it where it lowers a validation check",
     )
     finetune_from: str | None = Field(
         None, description="multi-task run folder or best.pt to start a specialist from"
