@@ -13,7 +13,11 @@ from torch import nn
 
 from matbrain.data.batching import GraphBatch, collate
 from matbrain.data.graphs import GraphConfig, build_graph
-from matbrain.models.composition_kernel import CompositionKernel, kernel_points
+from matbrain.models.composition_kernel import (
+    CompositionKernel,
+    graph_fingerprints,
+    kernel_points,
+)
 from matbrain.models.linear_baseline import (
     N_ELEMENTS,
     batch_composition,
@@ -169,7 +173,16 @@ class PropertyModel(nn.Module):
                 set_linear(layer, w, b)
                 residuals[:, j] -= design @ w + b
         if hasattr(self, "kernel"):
-            self.attach_kernel_values(data, self.kernel.fit(design, residuals, train, val))
+            # the auto check's stand-in sees the structure (a fingerprint) and the composition
+            fingerprints = graph_fingerprints(data.graphs)
+            rows = np.flatnonzero(train.any(1))
+            fingerprints = (fingerprints - fingerprints[rows].mean(0)) / (
+                fingerprints[rows].std(0) + 1e-6
+            )
+            values = self.kernel.fit(
+                design, residuals, train, val, fingerprints, with_composition=True
+            )
+            self.attach_kernel_values(data, values)
 
     def attach_kernel_values(self, data: Any, values: np.ndarray) -> None:
         """Give each structure of ``data`` its composition-kernel values (out-of-fold for the

@@ -13,13 +13,17 @@ the validation split, before the MLP trains. So that the MLP still sees honest r
 values it trains against are out-of-fold (5 folds) for the training structures; the validation
 and test structures, and new structures, get the fit on the whole training split. With ``auto``
 the part is kept only where it lowers the validation MAE of a closed-form stand-in for the whole
-head (the part plus kernel ridge on the structure features) below that stand-in without it.
+model (the part plus kernel ridge on structure features: a backbone's pooled features, or for a
+graph network, which has none before training, a fingerprint of its neighbour distances beside
+the composition descriptors) below that stand-in without it. On the bundled subset it keeps the
+part for the energy above hull and leaves it off for formation energy and the elastic moduli.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -149,6 +153,22 @@ def fit_composition_kernel(
     return fit
 
 
+def graph_fingerprints(graphs: list[Any]) -> np.ndarray:
+    """(n, 26) a crude structure fingerprint for the ``auto`` check of graph models (which have
+    no features before training): neighbours per atom by distance (Gaussians every 0.25 Å up to
+    6 Å), neighbours per atom, shortest and mean neighbour distance."""
+    centers = np.linspace(0.5, 6.0, 23)
+    rows = []
+    for g in graphs:
+        dist = np.linalg.norm(g.vec, axis=1)
+        if len(dist) == 0:
+            rows.append(np.zeros(len(centers) + 3))
+            continue
+        shells = np.exp(-(((dist[:, None] - centers[None]) / 0.25) ** 2)).sum(0) / g.n_atoms
+        rows.append(np.concatenate([shells, [len(dist) / g.n_atoms, dist.min(), dist.mean()]]))
+    return np.stack(rows)
+
+
 class CompositionKernel(nn.Module):
     """Each property's composition part, as saved with a model: the standardisation of the
     descriptors, the kernel's points, and per property its coefficients and width (float64: the
@@ -186,10 +206,12 @@ class CompositionKernel(nn.Module):
         train: np.ndarray,
         val: np.ndarray,
         features: np.ndarray | None = None,
+        with_composition: bool = False,
     ) -> np.ndarray:
         """Fit every property's part; (n, n_properties) values to train against (out-of-fold
         on the fitted training structures). ``features``: standardised structure features for
-        the ``auto`` check (None: keep the part where it lowers the validation MAE of the
+        the ``auto`` check, with the composition descriptors beside them if
+        ``with_composition`` (None: keep the part where it lowers the validation MAE of the
         residual)."""
         points = kernel_points(np.asarray(train.any(1)))
         raw = composition_descriptors(torch.from_numpy(fractions).float())
@@ -198,6 +220,8 @@ class CompositionKernel(nn.Module):
         self.descriptor_std.copy_(raw[rows].std(0) + 1e-3)
         descriptors = self.descriptors(torch.from_numpy(fractions)).numpy()
         self.points.copy_(torch.from_numpy(descriptors[points]))
+        if features is not None and with_composition:
+            features = np.concatenate([features, descriptors], axis=1)
         values = np.zeros(residuals.shape, dtype=np.float32)
         for j in range(residuals.shape[1]):
             fit = fit_composition_kernel(
