@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 
 
-def measure(algorithm: str, devices: int, batch: int, threads: int, args: argparse.Namespace) -> dict:
+def measure(
+    algorithm: str, devices: int, batch: int, threads: int, args: argparse.Namespace
+) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": "1"}
         command = [sys.executable, "-m", "matbrain.cli.main", "train", "--algorithm", algorithm,
@@ -52,7 +54,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algorithms", nargs="+", default=["cgcnn", "e3nn"])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--level", default="std", help="its model size (preset); epochs from --epochs")
+    parser.add_argument(
+        "--level", default="std", help="its model size (preset); epochs from --epochs"
+    )
     parser.add_argument("--batch", type=int, default=16, help="per process with 2 processes")
     parser.add_argument("--max-samples", type=int, default=1000)
     parser.add_argument("--device", default="cpu")

@@ -25,7 +25,11 @@ def _fill(url: str, element: str, n: int) -> None:
 
     store = LabelStore(url)
     for i in range(n):
-        atoms = bulk("Cu", "fcc", a=3.6, cubic=True) if element == "Cu" else bulk("Si", "diamond", a=5.43)
+        atoms = (
+            bulk("Cu", "fcc", a=3.6, cubic=True)
+            if element == "Cu"
+            else bulk("Si", "diamond", a=5.43)
+        )
         atoms.rattle(0.05, seed=i)
         assert store.add(atoms) is not None  # rattled copies are distinct structures
 

@@ -85,13 +85,14 @@ def run(
     lr: float,
     done: dict[str, dict],
     multitask_properties: list[str] | None = None,
+    composition_kernel: str = "auto",
 ) -> list[dict]:
     from matbrain.data.jarvis import load_jarvis_records
     from matbrain.data.splits import TEST, TRAIN, VAL
     from matbrain.training.config import resolve_config
     from matbrain.training.pipeline import prepare_data, run_training
 
-    recipe = _overrides(epochs, batch_size, lr, out)
+    recipe = {**_overrides(epochs, batch_size, lr, out), "composition_kernel": composition_kernel}
     rows = {p: done.get(p, {"property": p, "epochs": epochs}) for p in properties}
 
     def save() -> None:
@@ -213,6 +214,12 @@ def main() -> None:
         nargs="+",
         help="what the e3nn multi-task model trains on (default: --properties)",
     )
+    parser.add_argument(
+        "--composition-kernel",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="each model's composition part (kernel ridge on the composition alone)",
+    )
     args = parser.parse_args()
     props = None if args.properties == ["all"] else args.properties
     from matbrain.properties import resolve_properties
@@ -232,7 +239,8 @@ def main() -> None:
         if args.multitask_properties
         else None
     )
-    rows = run(names, args.epochs, args.out, args.models, args.batch_size, args.lr, done, multi)
+    rows = run(names, args.epochs, args.out, args.models, args.batch_size, args.lr, done, multi,
+               args.composition_kernel)  # fmt: skip
     text = table(rows)
     print(text)
     (args.out / "property_models.json").write_text(json.dumps(rows, indent=1))

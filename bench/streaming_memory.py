@@ -79,7 +79,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "dft_3d_copies.json.gz"
         make_dataset(data, args.structures)
-        env = {**os.environ, "MATBRAIN_CACHE": str(Path(tmp) / "cache"), "OPENBLAS_NUM_THREADS": "1"}
+        env = {
+            **os.environ,
+            "MATBRAIN_CACHE": str(Path(tmp) / "cache"),
+            "OPENBLAS_NUM_THREADS": "1",
+        }
         rows = []
         for mode, shard in (("in memory", 0), ("streamed from shards", args.shard_size)):
             done = subprocess.run(
