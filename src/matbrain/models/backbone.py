@@ -551,6 +551,11 @@ class BackboneNet(PropertyModel):
             values = self.kernel.fit(design[:, 1:], residuals, train_mask, val_mask, features)
             self.attach_kernel_values(data, values)
 
+    def independent_heads(self) -> list[tuple[str, ...]] | None:
+        if self.mode == "finetune":  # the encoder trains too and is shared
+            return None
+        return [(f"heads.baseline.{j}.", f"heads.mlp.{j}.") for j in range(self.n_properties)]
+
     @staticmethod
     def with_kernel(x: Any, values: np.ndarray) -> Any:
         fixed = dataclasses.replace(_fixed(x), kernel=values)

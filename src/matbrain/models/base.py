@@ -202,6 +202,11 @@ class PropertyModel(nn.Module):
         part = batch.kernel if batch.kernel is not None else self.kernel(fractions)
         return out + part.to(out.dtype)
 
+    def independent_heads(self) -> list[tuple[str, ...]] | None:
+        """Per property, the state-dict prefixes of its own weights, when nothing else trains
+        (each head can then keep its own best epoch); None when heads share an encoder."""
+        return None
+
     def head_parameters(self) -> list[nn.Parameter]:
         """Per-property parameters (heads, composition baseline); the rest is the encoder."""
         params = list(self.heads.parameters())

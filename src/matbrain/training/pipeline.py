@@ -177,7 +177,7 @@ def run_training(
         def write_best(trainer: Trainer) -> None:
             save_artifact(
                 run_dir / "best.pt",
-                trainer.eval_model(),
+                trainer.best_model(),
                 props,
                 data.normalizer,
                 config.graph_config(),
@@ -213,6 +213,11 @@ def run_training(
             "n_parameters": model.n_parameters(),
             "epochs": config.epochs,
             "best_epoch": trainer.best_epoch,
+            "best_epoch_per_property": {
+                name: head["epoch"]
+                for name, head in zip(config.properties, trainer.head_best, strict=False)
+            }
+            or None,
             "epochs_run": trainer.epoch,
             "stop_reason": trainer.stop_reason,
             "units": {p.name: p.unit for p in props},

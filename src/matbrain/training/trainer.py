@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -143,6 +144,11 @@ class Trainer:
         self.best_score = math.inf
         self.best_epoch = -1
         self.stop_reason = "epochs"
+        # independent heads (a frozen backbone): each property keeps its own best epoch
+        self.head_prefixes = model.independent_heads()
+        self.head_best: list[dict[str, Any]] = [
+            {"score": math.inf, "epoch": -1, "state": {}} for _ in self.head_prefixes or ()
+        ]
 
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self._train_batches(0)) / self.config.acc_steps)
@@ -154,6 +160,36 @@ class Trainer:
         if self.ema is not None:
             return cast(PropertyModel, self.ema.module)
         return self.model
+
+    def best_model(self) -> PropertyModel:
+        """What best.pt holds: the validated weights, with each independent head at its own best
+        epoch (``eval_model()`` itself when heads share an encoder)."""
+        model = self.eval_model()
+        if not any(h["state"] for h in self.head_best):
+            return model
+        best = copy.deepcopy(model)
+        state = best.state_dict()
+        for head in self.head_best:
+            state.update(head["state"])
+        best.load_state_dict(state)
+        return best
+
+    def _update_head_best(self, per_property: dict[str, float]) -> bool:
+        """Keep the weights of each head whose validation MAE improved; True if any did."""
+        assert self.head_prefixes is not None
+        state = self.eval_model().state_dict()
+        improved = False
+        for head, prefixes, name in zip(
+            self.head_best, self.head_prefixes, self.config.properties, strict=True
+        ):
+            value = per_property.get(name, math.nan)
+            if math.isnan(value) or value >= head["score"]:
+                continue
+            head.update(score=value, epoch=self.epoch, state={
+                k: v.detach().clone() for k, v in state.items() if k.startswith(prefixes)
+            })  # fmt: skip
+            improved = True
+        return improved
 
     # ---------------------------------------------------------------- batches
     def _batch(self, idx: np.ndarray, role: int | None) -> Any:
@@ -353,7 +389,13 @@ class Trainer:
                 }
                 self.history.append(record)
                 self.epoch += 1
-                if score < self.best_score:
+                per_head = self.head_prefixes is not None and bool(finite)
+                if per_head and self._update_head_best(val_norm_mae):
+                    scores = [h["score"] for h in self.head_best if not math.isinf(h["score"])]
+                    self.best_score, self.best_epoch = float(np.mean(scores)), self.epoch
+                    if self.on_best is not None and self.dist.is_main:
+                        self.on_best(self)
+                elif not per_head and score < self.best_score:
                     self.best_score, self.best_epoch = score, self.epoch
                     if self.on_best is not None and self.dist.is_main:
                         self.on_best(self)
@@ -403,6 +445,7 @@ class Trainer:
             "stop_reason": self.stop_reason,
             "best_score": self.best_score,
             "best_epoch": self.best_epoch,
+            "head_best": self.head_best,
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
@@ -436,6 +479,7 @@ class Trainer:
         self.stop_reason = state.get("stop_reason", "epochs")
         self.epoch, self.history = state["epoch"], state["history"]
         self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
+        self.head_best = state.get("head_best", self.head_best)
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
