@@ -9,8 +9,8 @@ Magpie-style statistics of the element descriptors) carries what the training se
 composition and its neighbours to a new structure.
 
 The part is fitted in closed form on the residual of the linear part, width and ridge chosen on
-the validation split, before the MLP trains. So that the MLP still sees honest residuals, the
-values it trains against are out-of-fold (5 folds) for the training structures; the validation
+the validation split, before the network trains. So that the network still sees honest
+residuals, the values it trains against are out-of-fold (5 folds) for the training structures; the validation
 and test structures, and new structures, get the fit on the whole training split. With ``auto``
 the part is kept only where it lowers the validation MAE of a closed-form stand-in for the whole
 model (the part plus kernel ridge on structure features: a backbone's pooled features, or for a
