@@ -39,10 +39,13 @@ def seed_ensemble(prop: str, algorithm: str, seeds: list[int], out: Path) -> Non
 
 
 def _kernel(a: np.ndarray, b: np.ndarray, gamma: float, kind: str) -> np.ndarray:
+    import torch
+
+    from matbrain.models.composition_kernel import laplacian, rbf
+
     if kind == "rbf":
-        d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T
-        return np.exp(-gamma * np.maximum(d2, 0))
-    return np.exp(-gamma * np.abs(a[:, None, :] - b[None, :, :]).sum(-1))
+        return rbf(a, b, gamma)
+    return laplacian(torch.from_numpy(a), torch.from_numpy(b), gamma).numpy()
 
 
 def kernel_ridge(prop: str, algorithm: str, out: Path) -> None:

@@ -13,10 +13,10 @@ The linear part starts at its ridge least-squares fit on the training split (for
 energy that is the potential's energy minus fitted elemental references: the potential's own
 knowledge is used, not thrown away); the MLP's last layer starts at zero, so training starts
 from that fit and only improves on it. Where a label is mostly a function of composition
-(JARVIS's energy above hull), a third, closed-form part joins them: kernel ridge regression on the
-composition alone (``composition_kernel``; kept where a validation check says it helps). Features are pooled by averaging over atoms, so
-predictions keep the invariances of the graph models (rotation, translation, permutation,
-supercell).
+(JARVIS's energy above hull), a third, closed-form part joins them: kernel ridge regression on
+the composition alone (``composition_kernel``; kept where a validation check says it helps).
+Features are pooled by averaging over atoms, so predictions keep the invariances of the graph
+models (rotation, translation, permutation, supercell).
 
 With ``mode="finetune"`` (CHGNet) the encoder trains too, end to end: CHGNet's own layers
 compute the features of every batch, and the trainer gives them a lower learning rate
@@ -546,8 +546,10 @@ class BackboneNet(PropertyModel):
             log.info("property %d: linear baseline with ridge %g", j, ridge)
             residuals[:, j] = data.normalized[:, j] - (design @ w + b)
         if hasattr(self, "kernel"):
-            features = np.stack([f.features for f in fixed]).astype(float)
-            features = (features - self.feature_mean.numpy()) / self.feature_std.numpy()
+            features = None  # what the auto check's stand-in sees: the standardised features
+            if self.kernel.mode == "auto":
+                features = np.stack([f.features for f in fixed]).astype(float)
+                features = (features - self.feature_mean.numpy()) / self.feature_std.numpy()
             values = self.kernel.fit(design[:, 1:], residuals, train_mask, val_mask, features)
             self.attach_kernel_values(data, values)
 

@@ -45,7 +45,8 @@ def laplacian(a: torch.Tensor, b: torch.Tensor, gamma: float | torch.Tensor) -> 
     return torch.exp(-gamma * torch.cdist(a, b, p=1))
 
 
-def _rbf(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
+def rbf(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
+    """exp(-gamma |a_i - b_j|^2), (len(a), len(b))."""
     d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T
     return np.exp(-gamma * np.maximum(d2, 0))
 
@@ -71,8 +72,8 @@ def _stand_in_mae(
     """Validation MAE of RBF kernel ridge on the structure features (the MLP's stand-in)."""
     dim, scores = features.shape[1], []
     for width in (0.3, 1.0, 3.0):
-        k_train = _rbf(features[rows], features[rows], width / dim)
-        k_val = _rbf(features[val], features[rows], width / dim)
+        k_train = rbf(features[rows], features[rows], width / dim)
+        k_val = rbf(features[val], features[rows], width / dim)
         for ridge in (1e-2, 1e-1):
             coef = _solve(k_train, residual[rows], ridge)
             scores.append(float(np.abs(k_val @ coef - residual[val]).mean()))
@@ -236,6 +237,8 @@ class CompositionKernel(nn.Module):
 
     def forward(self, fractions: torch.Tensor) -> torch.Tensor:
         """(B, n_properties) for new structures, from their atom fractions (B, N_ELEMENTS)."""
+        if not bool(self.coef.any()):  # auto left every property's part off: nothing to add
+            return torch.zeros(len(fractions), len(self.coef), device=fractions.device)
         d = self.descriptors(fractions)
         k = laplacian(d.unsqueeze(0), self.points.unsqueeze(0), self.gamma[:, None, None])
         return (k * self.coef[:, None, :]).sum(-1).T

@@ -389,14 +389,14 @@ class Trainer:
                 }
                 self.history.append(record)
                 self.epoch += 1
-                per_head = self.head_prefixes is not None and bool(finite)
-                if per_head and self._update_head_best(val_norm_mae):
-                    scores = [h["score"] for h in self.head_best if not math.isinf(h["score"])]
-                    self.best_score, self.best_epoch = float(np.mean(scores)), self.epoch
-                    if self.on_best is not None and self.dist.is_main:
-                        self.on_best(self)
-                elif not per_head and score < self.best_score:
-                    self.best_score, self.best_epoch = score, self.epoch
+                if self.head_prefixes is not None and finite:  # each head its own best
+                    improved = self._update_head_best(val_norm_mae)
+                    heads = [h["score"] for h in self.head_best if not math.isinf(h["score"])]
+                    new_best = float(np.mean(heads)) if heads else score
+                else:
+                    improved, new_best = score < self.best_score, score
+                if improved:
+                    self.best_score, self.best_epoch = new_best, self.epoch
                     if self.on_best is not None and self.dist.is_main:
                         self.on_best(self)
                 if self._after_epoch(score):
