@@ -23,6 +23,16 @@ echo "setting up matbrain in $VENV (first time: about 10 minutes)"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "python-ace==0.4.0rc1" "numpy<2.4" "torch==2.13.0"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -e .
 bash scripts/install-gpaw.sh "$VENV"
+# PostgreSQL (optional: the shared active-learning store; its tests start a throwaway server)
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing PostgreSQL (apt-get) for the shared-store tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1 \
+      || echo "WARNING: apt-get could not install PostgreSQL: its tests will be skipped" >&2
+  else
+    echo "NOTE: PostgreSQL not found: the shared-store tests will be skipped (SQLite is tested)" >&2
+  fi
+fi
 "$VENV/bin/python" -c "import matbrain, torch, e3nn, pyace; print('matbrain', matbrain.__version__, 'torch', torch.__version__, 'e3nn', e3nn.__version__, 'pyace ok')"
 test -x "$VENV/bin/pacemaker" || { echo "pacemaker was not installed" >&2; exit 1; }
 echo "$stamp" > "$VENV/.matbrain-stamp"

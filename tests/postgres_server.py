@@ -30,6 +30,16 @@ def _as_postgres_user(args: list[str]) -> list[str]:
     return args
 
 
+def _postgres_program(name: str) -> str | None:
+    """On PATH, or where Debian's postgresql package puts it (/usr/lib/postgresql/N/bin)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+                      key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)  # fmt: skip
+    return str(versions[-1]) if versions else None
+
+
 @contextmanager
 def throwaway_server() -> Iterator[str | None]:
     """Yields the server URL, or ``None`` when PostgreSQL or psycopg2 is not available."""
@@ -42,7 +52,7 @@ def throwaway_server() -> Iterator[str | None]:
     except ImportError:
         yield None
         return
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    initdb, pg_ctl = _postgres_program("initdb"), _postgres_program("pg_ctl")
     if not initdb or not pg_ctl:
         yield None
         return
