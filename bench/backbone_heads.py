@@ -2,7 +2,8 @@
 
 Same official split and 50-epoch recipe as ``bench/property_models.py``. Prints the test MAE of:
 - the MLP heads (matbrain's own training path) for several seeds, and of their averaged predictions;
-- the linear part alone (ridge on the potential's energy per atom and the atom fractions);
+- the linear part alone (ridge on the potential's energy per atom, the Hubbard-U shift and the
+  atom fractions);
 - kernel ridge regression (RBF and Laplacian kernels on the standardised features) on the
   residual of that linear part, kernel width and ridge chosen on the validation split.
 
@@ -49,8 +50,10 @@ def _kernel(a: np.ndarray, b: np.ndarray, gamma: float, kind: str) -> np.ndarray
 
 
 def kernel_ridge(prop: str, algorithm: str, out: Path) -> None:
+    import torch
+
     from matbrain.data.splits import TEST, TRAIN, VAL
-    from matbrain.models.backbone import _fixed, linear_inputs
+    from matbrain.models.backbone import _fixed, linear_inputs, with_hubbard_u
     from matbrain.models.linear_baseline import fit_ridge
     from matbrain.training.config import resolve_config
     from matbrain.training.pipeline import prepare_data
@@ -61,7 +64,7 @@ def kernel_ridge(prop: str, algorithm: str, out: Path) -> None:
     data, _ = prepare_data(cfg, progress=False)
     fixed = [_fixed(x) for x in data.graphs]
     x = np.stack([f.features for f in fixed]).astype(float)
-    lin = linear_inputs(fixed).astype(float)
+    lin = with_hubbard_u(torch.from_numpy(linear_inputs(fixed))).numpy().astype(float)
     y = data.targets[:, 0].astype(float)
     tr, va, te = (data.split.mask(role, data.targets)[:, 0] for role in (TRAIN, VAL, TEST))
     z = (x - x[tr].mean(0)) / (x[tr].std(0) + 1e-6)

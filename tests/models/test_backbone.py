@@ -76,6 +76,25 @@ def test_chgnet_backbone_learns_and_saves_a_weights_only_artifact(tmp_path):
     assert loaded.metadata["hyperparameters"]["backbone"] == "chgnet"
 
 
+def test_the_hubbard_u_column_is_mp2020s_shift_for_oxides_and_fluorides_only():
+    from matbrain.models.backbone import BackboneNet, hubbard_u_shift, with_hubbard_u
+
+    fractions = torch.zeros(4, 119)
+    fractions[0, 26], fractions[0, 8] = 0.4, 0.6  # Fe2O3: GGA+U in the Materials Project
+    fractions[1, 26] = 1.0  # Fe metal: plain GGA
+    fractions[2, 26], fractions[2, 16] = 0.5, 0.5  # FeS: no O or F, no U
+    fractions[3, 28], fractions[3, 9] = 1 / 3, 2 / 3  # NiF2
+    shift = hubbard_u_shift(fractions)[:, 0]
+    assert shift.tolist() == pytest.approx([0.4 * -2.256, 0.0, 0.0, -2.541 / 3], rel=1e-5)
+    linear = torch.cat([torch.full((4, 1), -5.0), fractions], dim=1)
+    augmented = with_hubbard_u(linear)
+    assert augmented.shape == (4, 121) and torch.equal(augmented[:, 1], shift)
+    assert torch.equal(augmented[:, 2:], fractions) and torch.equal(augmented[:, 0], linear[:, 0])
+    # a model saved before the column existed keeps its (energy, fractions) linear part
+    old, new = BackboneNet(1, hubbard_u=False), BackboneNet(1, hubbard_u=True)
+    assert old.heads.baseline[0].in_features == 120 and new.heads.baseline[0].in_features == 121
+
+
 def test_own_target_from_a_folder_trains_and_predicts_with_its_name_and_unit(tmp_path):
     from typer.testing import CliRunner
 

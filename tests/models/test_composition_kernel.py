@@ -52,6 +52,22 @@ def test_a_label_of_the_structure_alone_leaves_the_part_off():
     assert not off.kept
 
 
+def test_without_features_auto_keeps_the_part_only_where_it_carries_most_of_the_label():
+    """Graph networks have no features before training: the part must halve the validation
+    MAE on its own (KEEP_RATIO), not merely lower it."""
+    rng, formula, descriptors, features, train, val, _ = _polymorph_set(3, polymorphs=8)
+    per_formula = rng.normal(size=formula.max() + 1)
+    structure = features @ rng.normal(size=features.shape[1])
+    points = kernel_points(train)
+    mostly = per_formula[formula] + 0.05 * structure
+    fit = fit_composition_kernel(descriptors, None, mostly, points, train, val)
+    assert fit.kept and fit.validation["with"] <= 0.5 * fit.validation["without"]
+    partly = 0.3 * per_formula[formula] + structure  # composition is a small share of it
+    fit = fit_composition_kernel(descriptors, None, partly, points, train, val)
+    assert not fit.kept and np.all(fit.values == 0)
+    assert fit.validation["with"] > 0.5 * fit.validation["without"]
+
+
 def test_unknown_mode_is_a_clear_error():
     _, _, descriptors, features, train, val, _ = _polymorph_set(2, n_formulas=5)
     with pytest.raises(ValueError, match="unknown composition kernel 'sometimes'"):

@@ -50,3 +50,25 @@ def test_descriptor_model_saves_and_loads_with_the_same_predictions(
     assert loaded.model.hyperparameters["atom_features"] == "cgcnn"
     with torch.no_grad():
         assert torch.allclose(loaded.model(batch), before, atol=1e-6)
+
+
+def test_element_property_statistics_of_a_binary_oxide():
+    from matbrain.models.element_features import element_property_statistics, element_property_table
+
+    table = element_property_table()
+    assert not torch.isnan(table).any() and (table[0] == 0).all()
+    fractions = torch.zeros(2, 119, dtype=torch.float64)
+    fractions[0, 26], fractions[0, 8] = 0.4, 0.6  # Fe2O3
+    fractions[1, 26] = 1.0  # Fe
+    stats = element_property_statistics(fractions).reshape(2, 5, -1)  # mean, dev, max, min, range
+    x_fe, x_o = 1.83, 3.44  # Pauling electronegativities, column 1
+    mean = 0.4 * x_fe + 0.6 * x_o
+    assert stats[0, 0, 1].item() == pytest.approx(mean, abs=1e-6)
+    assert stats[0, 1, 1].item() == pytest.approx(0.4 * (mean - x_fe) + 0.6 * (x_o - mean))
+    assert stats[0, 2, 1].item() == pytest.approx(x_o) and stats[0, 3, 1].item() == pytest.approx(
+        x_fe
+    )
+    assert stats[0, 4, 1].item() == pytest.approx(x_o - x_fe)
+    # an element alone: its own properties, no spread
+    assert stats[1, 0].tolist() == pytest.approx(table[26].tolist(), rel=1e-6)
+    assert (stats[1, 1] == 0).all() and (stats[1, 4] == 0).all()

@@ -29,7 +29,7 @@ def model(request):
     torch.manual_seed(0)
     if request.param in ("chgnet", "sevennet"):
         feature_dim = {"chgnet": 128, "sevennet": 128}[request.param]
-        m = BackboneNet(3, backbone=request.param, feature_dim=feature_dim)
+        m = BackboneNet(3, backbone=request.param, feature_dim=feature_dim, hubbard_u=True)
         for mlp in m.heads.mlp:  # a trained-looking head: not the zero start
             torch.nn.init.normal_(mlp[-1].weight, std=0.3)
         for lin in m.heads.baseline:

@@ -7,12 +7,19 @@ once per structure and cached, and only the heads train (seconds per epoch on a 
 
 Each property's head is what a materials scientist would fit by hand, made trainable:
 
-    y = a * E_pot/atom + sum_el x_el * mu_el + b  +  MLP(standardised pooled features)
+    y = a * E_pot/atom + c * dE_U + sum_el x_el * mu_el + b  +  MLP(standardised pooled features)
 
 The linear part starts at its ridge least-squares fit on the training split (for formation
 energy that is the potential's energy minus fitted elemental references: the potential's own
 knowledge is used, not thrown away); the MLP's last layer starts at zero, so training starts
-from that fit and only improves on it. Where a label is mostly a function of composition
+from that fit and only improves on it. ``dE_U`` is the Hubbard-U shift of the potential's
+training data: the universal potentials learned Materials Project energies, which are GGA+U for
+oxides and fluorides of V, Cr, Mn, Fe, Co, Ni, Mo and W, while the labels to learn (JARVIS's
+OptB88vdW) use no U. That shift is not a linear function of the composition (it exists only where
+O or F is present), so the linear part gets it as a column: the atom fractions of those metals
+times MP2020's fitted U correction per metal atom, where O or F is present (Wang et al., Sci.
+Rep. 11, 15496, 2021). Its coefficient is fitted like the others (0.85 for formation energy on
+the bundled subset; about 0 for a label the shift does not touch). Where a label is mostly a function of composition
 (JARVIS's energy above hull), a third, closed-form part joins them: kernel ridge regression on
 the composition alone (``composition_kernel``; kept where a validation check says it helps).
 Features are pooled by averaging over atoms, so predictions keep the invariances of the graph
@@ -124,6 +131,27 @@ def linear_inputs(inputs: Sequence[BackboneInput]) -> np.ndarray:
         ],
         axis=1,
     )
+
+
+# MP2020's U corrections, eV per metal atom, for oxides and fluorides (Wang et al. 2021)
+HUBBARD_U_CORRECTION = {23: -1.700, 24: -1.999, 25: -1.668, 26: -2.256, 27: -1.638, 28: -2.541,
+                        42: -3.202, 74: -4.660}  # fmt: skip
+_U_TABLE = np.zeros(N_ELEMENTS, dtype=np.float32)
+for _z, _value in HUBBARD_U_CORRECTION.items():
+    _U_TABLE[_z] = _value
+
+
+def hubbard_u_shift(fractions: torch.Tensor) -> torch.Tensor:
+    """(B, 1): sum over V, Cr, Mn, Fe, Co, Ni, Mo, W of atom fraction x MP2020's U correction,
+    where the structure holds O or F (zero elsewhere); fractions (B, N_ELEMENTS)."""
+    table = torch.from_numpy(_U_TABLE).to(fractions)
+    anion = (fractions[:, 8] > 0) | (fractions[:, 9] > 0)
+    return ((fractions @ table) * anion).unsqueeze(1)
+
+
+def with_hubbard_u(linear: torch.Tensor) -> torch.Tensor:
+    """(energy per atom, fractions) -> (energy per atom, U shift, fractions)."""
+    return torch.cat([linear[:, :1], hubbard_u_shift(linear[:, 1:]), linear[:, 1:]], dim=1)
 
 
 def composition(atoms: Atoms) -> np.ndarray:
@@ -398,9 +426,11 @@ def _write_feature_cache(path: Path, cached: dict[str, BackboneInput]) -> None:
 class BackboneHeads(nn.Module):
     """Per property: a linear model on (energy per atom, composition) plus an MLP on features."""
 
-    def __init__(self, feature_dim: int, n_properties: int, hidden: int, dropout: float) -> None:
+    def __init__(
+        self, feature_dim: int, n_properties: int, hidden: int, dropout: float, n_linear: int
+    ) -> None:
         super().__init__()
-        self.baseline = nn.ModuleList(nn.Linear(1 + N_ELEMENTS, 1) for _ in range(n_properties))
+        self.baseline = nn.ModuleList(nn.Linear(n_linear, 1) for _ in range(n_properties))
         mlps = [
             nn.Sequential(
                 nn.Dropout(dropout),
@@ -446,8 +476,11 @@ class BackboneNet(PropertyModel):
         mode: str = "frozen",
         composition_kernel: str = "off",
         n_kernel_points: int = 0,
+        kernel_descriptors: str = "cgcnn",
+        hubbard_u: bool = False,
     ) -> None:
         super().__init__(n_properties, **constructor_arguments(locals()))
+        self.hubbard_u = hubbard_u  # the U-shift column in the linear part (False: older models)
         if mode not in ("frozen", "finetune"):
             raise ValueError(f"unknown backbone mode {mode!r}; valid: frozen, finetune")
         if mode == "finetune" and backbone != "chgnet":
@@ -463,7 +496,8 @@ class BackboneNet(PropertyModel):
         self.name = backbone  # the registry name of this model (what the artifact records)
         self.register_buffer("feature_mean", torch.zeros(feature_dim))
         self.register_buffer("feature_std", torch.ones(feature_dim))
-        self.heads = BackboneHeads(feature_dim, n_properties, hidden, dropout)
+        n_linear = 1 + int(hubbard_u) + N_ELEMENTS
+        self.heads = BackboneHeads(feature_dim, n_properties, hidden, dropout, n_linear)
 
     collate = staticmethod(collate_features)
 
@@ -482,6 +516,8 @@ class BackboneNet(PropertyModel):
             mode=config.backbone_mode,
             composition_kernel=config.composition_kernel,
             n_kernel_points=n_kernel_points(config, data),
+            kernel_descriptors="composition",  # the potential's features carry the structure
+            hubbard_u=True,
             **hyper,
         )
 
@@ -533,7 +569,8 @@ class BackboneNet(PropertyModel):
         x = np.stack([fixed[i].features for i in train])
         self.feature_mean.copy_(torch.from_numpy(x.mean(0)))
         self.feature_std.copy_(torch.from_numpy(x.std(0) + 1e-6))
-        design = linear_inputs(fixed)
+        fractions = linear_inputs(fixed)[:, 1:]
+        design = self.linear_part(torch.from_numpy(linear_inputs(fixed))).numpy()
         residuals = np.zeros((len(fixed), len(self.heads.baseline)))
         train_mask = data.split.mask(TRAIN, data.targets)
         val_mask = data.split.mask(VAL, data.targets)
@@ -550,8 +587,13 @@ class BackboneNet(PropertyModel):
             if self.kernel.mode == "auto":
                 features = np.stack([f.features for f in fixed]).astype(float)
                 features = (features - self.feature_mean.numpy()) / self.feature_std.numpy()
-            values = self.kernel.fit(design[:, 1:], residuals, train_mask, val_mask, features)
+            values = self.kernel.fit(fractions, residuals, train_mask, val_mask, features)
             self.attach_kernel_values(data, values)
+
+    def linear_part(self, linear: torch.Tensor) -> torch.Tensor:
+        """The linear part's inputs from (energy per atom, fractions): the U shift inserted after
+        the energy when the model has that column."""
+        return with_hubbard_u(linear) if self.hubbard_u else linear
 
     def independent_heads(self) -> list[tuple[str, ...]] | None:
         if self.mode == "finetune":  # the encoder trains too and is shared
@@ -572,4 +614,5 @@ class BackboneNet(PropertyModel):
             )
             features = chgnet_pooled(out["crystal_fea"], out["atom_fea"])
         features = (features - self.feature_mean) / self.feature_std
-        return self.add_kernel(self.heads(features, batch.linear), batch, batch.linear[:, 1:])
+        out = self.heads(features, self.linear_part(batch.linear))
+        return self.add_kernel(out, batch, batch.linear[:, 1:])

@@ -13,9 +13,9 @@ from torch import nn
 
 from matbrain.data.batching import GraphBatch, collate
 from matbrain.data.graphs import GraphConfig, build_graph
+from matbrain.models.bond_descriptors import batch_bond_descriptors, graph_bond_descriptors
 from matbrain.models.composition_kernel import (
     CompositionKernel,
-    graph_fingerprints,
     kernel_points,
 )
 from matbrain.models.linear_baseline import (
@@ -97,18 +97,24 @@ class PropertyModel(nn.Module):
         composition_baseline: bool = False,
         composition_kernel: str = "off",
         n_kernel_points: int = 0,
+        kernel_descriptors: str = "cgcnn",
         **hyperparameters: Any,
     ) -> None:
         super().__init__()
         self.n_properties = n_properties
         self.hyperparameters = dict(hyperparameters)
         if composition_kernel != "off" and n_kernel_points > 0:
-            # per property, kernel ridge on the composition alone, fitted in closed form
-            # (initialize_from_data); see matbrain.models.composition_kernel
+            # per property, kernel ridge on the composition (and, for graph networks, the bond
+            # statistics), fitted in closed form (initialize_from_data); see
+            # matbrain.models.composition_kernel
             self.hyperparameters.update(
-                composition_kernel=composition_kernel, n_kernel_points=n_kernel_points
+                composition_kernel=composition_kernel,
+                n_kernel_points=n_kernel_points,
+                kernel_descriptors=kernel_descriptors,
             )
-            self.kernel = CompositionKernel(n_properties, n_kernel_points, composition_kernel)
+            self.kernel = CompositionKernel(
+                n_properties, n_kernel_points, composition_kernel, kernel_descriptors
+            )
         if composition_baseline:
             # per property, a linear function of the atom fractions, started at its ridge fit
             # (initialize_from_data): the network learns the residual
@@ -138,6 +144,7 @@ class PropertyModel(nn.Module):
             composition_baseline=config.composition_baseline,
             composition_kernel=config.composition_kernel,
             n_kernel_points=n_kernel_points(config, data),
+            kernel_descriptors="composition+bonds",
             atom_features=config.atom_features,
         )
 
@@ -173,16 +180,8 @@ class PropertyModel(nn.Module):
                 set_linear(layer, w, b)
                 residuals[:, j] -= design @ w + b
         if hasattr(self, "kernel"):
-            fingerprints = None  # the auto check's stand-in sees a structure fingerprint
-            if self.kernel.mode == "auto":
-                fingerprints = graph_fingerprints(data.graphs)
-                rows = np.flatnonzero(train.any(1))
-                fingerprints = (fingerprints - fingerprints[rows].mean(0)) / (
-                    fingerprints[rows].std(0) + 1e-6
-                )
-            values = self.kernel.fit(
-                design, residuals, train, val, fingerprints, with_composition=True
-            )
+            bonds = graph_bond_descriptors(data.graphs) if self.kernel.needs_bonds else None
+            values = self.kernel.fit(design, residuals, train, val, bonds=bonds)
             self.attach_kernel_values(data, values)
 
     def attach_kernel_values(self, data: Any, values: np.ndarray) -> None:
@@ -200,7 +199,10 @@ class PropertyModel(nn.Module):
         """``out`` plus the composition kernel's part, when the model has one."""
         if not hasattr(self, "kernel"):
             return out
-        part = batch.kernel if batch.kernel is not None else self.kernel(fractions)
+        part = batch.kernel
+        if part is None:
+            bonds = batch_bond_descriptors(batch) if self.kernel.needs_bonds else None
+            part = self.kernel(fractions, bonds)
         return out + part.to(out.dtype)
 
     def independent_heads(self) -> list[tuple[str, ...]] | None:

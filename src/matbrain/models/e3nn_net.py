@@ -151,6 +151,7 @@ class E3nnNet(PropertyModel):
         composition_baseline: bool = False,
         composition_kernel: str = "off",
         n_kernel_points: int = 0,
+        kernel_descriptors: str = "cgcnn",
         atom_features: str = "learned",
     ) -> None:
         super().__init__(n_properties, **constructor_arguments(locals()))

@@ -56,6 +56,39 @@ def element_embedding(dim: int, kind: str = "learned") -> nn.Module:
     raise ValueError(f"unknown atom features {kind!r}; valid: {', '.join(ATOM_FEATURES)}")
 
 
+@lru_cache(maxsize=1)
+def element_property_table() -> torch.Tensor:
+    """(119, 10) continuous element properties by atomic number (``data/element_properties.json``,
+    from pymatgen's periodic table): Z, Pauling electronegativity, atomic radius, row, group,
+    Mendeleev number, melting point, first ionisation energy, atomic mass, molar volume. An
+    unknown value (noble-gas electronegativity, ...) is the column's mean; row 0 is zero."""
+    text = resources.files("matbrain.models").joinpath("data/element_properties.json").read_text()
+    rows = json.loads(text)["elements"]
+    table = torch.full((N_ELEMENTS, len(next(iter(rows.values())))), float("nan"))
+    for z, values in rows.items():
+        table[int(z)] = torch.tensor([float("nan") if v is None else v for v in values])
+    known = table[1:]
+    mean = torch.nanmean(known, dim=0)
+    table[1:] = torch.where(torch.isnan(known), mean, known)
+    table[0] = 0.0
+    return table
+
+
+def element_property_statistics(fractions: torch.Tensor) -> torch.Tensor:
+    """(B, N_ELEMENTS) atom fractions -> (B, 5 x 10): the fraction-weighted mean, the weighted mean
+    absolute deviation, the maximum, the minimum and the range of the continuous element
+    properties over the elements present (Ward et al. 2016's statistics: the electronegativity
+    spread of a compound, not only its mean, is what its formation energy follows)."""
+    table = element_property_table().to(fractions.device, fractions.dtype)
+    present = (fractions > 0).unsqueeze(-1)
+    rows = table.unsqueeze(0)
+    mean = fractions @ table
+    deviation = (fractions.unsqueeze(-1) * (rows - mean.unsqueeze(1)).abs()).sum(1)
+    high = torch.where(present, rows, torch.full_like(rows, -torch.inf)).amax(1)
+    low = torch.where(present, rows, torch.full_like(rows, torch.inf)).amin(1)
+    return torch.cat([mean, deviation, high, low, high - low], dim=1)
+
+
 def composition_descriptors(fractions: torch.Tensor) -> torch.Tensor:
     """(B, N_ELEMENTS) atom fractions -> (B, 3 x 92): the fraction-weighted mean, the maximum and
     the minimum of CGCNN's element descriptors over the elements present (Magpie-style statistics

@@ -1,0 +1,48 @@
+"""Bond statistics of a crystal graph (the kernel part of graph networks compares them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+
+from matbrain.data.graphs import GraphConfig, build_graph
+from matbrain.models.bond_descriptors import CENTERS, N_BOND_DESCRIPTORS, graph_bond_descriptors
+
+GRAPH = GraphConfig(cutoff_A=5.0, max_neighbors=12)
+N = len(CENTERS)
+
+
+def _descriptors(*structures):
+    return graph_bond_descriptors([build_graph(a, GRAPH) for a in structures])
+
+
+def test_rotation_translation_supercell_and_batching_leave_them_unchanged():
+    nacl = bulk("NaCl", "rocksalt", a=5.64)
+    nacl.rattle(0.05, seed=1)
+    moved = nacl.copy()
+    moved.rotate(37, "x", rotate_cell=True)
+    moved.rotate(58, "z", rotate_cell=True)
+    moved.translate([0.3, -1.2, 0.7])
+    d = _descriptors(nacl, moved, nacl.repeat((2, 1, 1)), bulk("Si", "diamond", a=5.43))
+    assert d.shape == (4, N_BOND_DESCRIPTORS)
+    np.testing.assert_allclose(d[1], d[0], atol=1e-5)
+    np.testing.assert_allclose(d[2], d[0], atol=1e-5)
+    np.testing.assert_allclose(_descriptors(nacl)[0], d[0], atol=1e-9)  # alone or in a batch
+    assert not np.allclose(d[3], d[0])
+
+
+def test_they_see_ionicity_and_compression():
+    x_na, x_cl = 0.93, 3.16
+    nacl, si = _descriptors(bulk("NaCl", "rocksalt", a=5.64), bulk("Si", "diamond", a=5.43))
+    mean_ionicity, max_ionicity = nacl[2 * N], nacl[2 * N + 1]
+    # every first-shell bond of rock salt joins Na and Cl; the second shell joins like atoms
+    assert 0 < mean_ionicity < x_cl - x_na and max_ionicity <= x_cl - x_na + 1e-6
+    assert si[2 * N] == pytest.approx(0) and si[N : 2 * N].sum() == pytest.approx(0)
+    loose, tight = _descriptors(bulk("Cu", "fcc", a=3.7), bulk("Cu", "fcc", a=3.4))
+    shortest = 2 * N + 2
+    assert tight[shortest] < loose[shortest]  # relative bond length d / (r_i + r_j)
+    weights = torch.as_tensor(CENTERS, dtype=torch.float64).numpy()
+    histogram_mean = lambda d: (d[:N] * weights).sum() / d[:N].sum()  # noqa: E731
+    assert histogram_mean(tight) < histogram_mean(loose)
