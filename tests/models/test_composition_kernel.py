@@ -28,6 +28,15 @@ def _polymorph_set(seed: int, n_formulas: int = 60, polymorphs: int = 4):
     return rng, formula, descriptors, features, role < 7, role == 7, role >= 8
 
 
+def _fractions(seed: int, n_formulas: int = 60, polymorphs: int = 4) -> np.ndarray:
+    rng = np.random.default_rng(seed)  # the same draws as _polymorph_set
+    fractions = np.zeros((n_formulas, N_ELEMENTS))
+    for f in range(n_formulas):
+        chosen = rng.choice(ELEMENTS, size=rng.integers(1, 4), replace=False)
+        fractions[f, chosen] = rng.dirichlet(np.ones(len(chosen)))
+    return np.repeat(fractions, polymorphs, axis=0)
+
+
 def test_a_label_that_is_a_function_of_composition_is_learnt_and_kept():
     rng, formula, descriptors, features, train, val, test = _polymorph_set(0)
     per_formula = rng.normal(size=formula.max() + 1)
@@ -52,20 +61,26 @@ def test_a_label_of_the_structure_alone_leaves_the_part_off():
     assert not off.kept
 
 
-def test_without_features_auto_keeps_the_part_only_where_it_carries_most_of_the_label():
-    """Graph networks have no features before training: the part must halve the validation
-    MAE on its own (KEEP_RATIO), not merely lower it."""
-    rng, formula, descriptors, features, train, val, _ = _polymorph_set(3, polymorphs=8)
+def test_a_graph_networks_auto_check_compares_on_the_kernels_own_descriptors():
+    """Without features (a graph network before training) the stand-in is kernel ridge on the
+    kernel's own descriptors: a label those descriptors do not explain leaves the part off, and
+    the module then adds nothing for new structures; forced on, the part is fitted and used."""
+    from matbrain.models.composition_kernel import CompositionKernel
+
+    rng, formula, _, features, train, val, _ = _polymorph_set(4)
+    fractions = _fractions(4)
     per_formula = rng.normal(size=formula.max() + 1)
-    structure = features @ rng.normal(size=features.shape[1])
-    points = kernel_points(train)
-    mostly = per_formula[formula] + 0.05 * structure
-    fit = fit_composition_kernel(descriptors, None, mostly, points, train, val)
-    assert fit.kept and fit.validation["with"] <= 0.5 * fit.validation["without"]
-    partly = 0.3 * per_formula[formula] + structure  # composition is a small share of it
-    fit = fit_composition_kernel(descriptors, None, partly, points, train, val)
-    assert not fit.kept and np.all(fit.values == 0)
-    assert fit.validation["with"] > 0.5 * fit.validation["without"]
+    labels = np.stack([features @ rng.normal(size=features.shape[1]),  # structure alone
+                       per_formula[formula]], axis=1)  # fmt: skip
+    mask = np.stack([train, train], axis=1), np.stack([val, val], axis=1)
+    auto = CompositionKernel(2, len(kernel_points(train)), "auto", "composition")
+    assert not auto.fit(fractions, labels[:, :1], mask[0][:, :1], mask[1][:, :1]).any()
+    assert not auto.coef[0].any()
+    assert (auto(torch.from_numpy(fractions[val]))[:, 0] == 0).all()
+    forced = CompositionKernel(2, len(kernel_points(train)), "on", "composition")
+    forced.fit(fractions, labels, *mask)
+    new = forced(torch.from_numpy(fractions[val]))[:, 1].numpy()
+    assert np.abs(new - labels[val, 1]).mean() < 0.6 * np.abs(labels[val, 1]).mean()
 
 
 def test_unknown_mode_is_a_clear_error():
