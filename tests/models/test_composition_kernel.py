@@ -83,6 +83,23 @@ def test_a_graph_networks_auto_check_compares_on_the_kernels_own_descriptors():
     assert np.abs(new - labels[val, 1]).mean() < 0.6 * np.abs(labels[val, 1]).mean()
 
 
+def test_the_bond_blocks_weight_is_chosen_on_validation():
+    """Graph networks' descriptors end with bond statistics; per property the kernel weighs
+    them 0, 0.5 or 1 in its distance, whichever validates best."""
+    rng, formula, descriptors, features, train, val, _ = _polymorph_set(5)
+    both = np.concatenate([descriptors, features], axis=1)  # features stand for the bond block
+    per_formula = rng.normal(size=formula.max() + 1)
+    points = kernel_points(train)
+    composition_only = per_formula[formula]
+    fit = fit_composition_kernel(both, None, composition_only, points, train, val, "on",
+                                 n_bond_columns=features.shape[1])  # fmt: skip
+    assert fit.bond_weight == 0.0
+    with_structure = per_formula[formula] + np.tanh(features[:, 0])
+    fit = fit_composition_kernel(both, None, with_structure, points, train, val, "on",
+                                 n_bond_columns=features.shape[1])  # fmt: skip
+    assert fit.bond_weight > 0.0
+
+
 def test_unknown_mode_is_a_clear_error():
     _, _, descriptors, features, train, val, _ = _polymorph_set(2, n_formulas=5)
     with pytest.raises(ValueError, match="unknown composition kernel 'sometimes'"):

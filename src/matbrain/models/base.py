@@ -89,7 +89,11 @@ class PropertyModel(nn.Module):
     composition: nn.ModuleList  # only with the composition baseline
     kernel: CompositionKernel  # only with the composition kernel
     # (n_properties, ...) buffers: a specialist fine-tuned from this model takes its row
-    PER_PROPERTY_BUFFERS: ClassVar[tuple[str, ...]] = ("kernel.coef", "kernel.gamma")
+    PER_PROPERTY_BUFFERS: ClassVar[tuple[str, ...]] = (
+        "kernel.coef",
+        "kernel.gamma",
+        "kernel.bond_weight",
+    )
 
     def __init__(
         self,

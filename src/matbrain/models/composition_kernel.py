@@ -11,7 +11,9 @@ statistics of the elements present (Ward et al., npj Comput. Mater. 2, 16028, 20
 binned element descriptors and of continuous element properties (electronegativity, radius,
 ...); for a graph network also the bond statistics of its graph
 (``matbrain.models.bond_descriptors``: relative bond lengths and ionicity), which a backbone's
-pooled features already carry.
+pooled features already carry. Per property, the bond block's weight in the kernel's distance
+(0, 0.5 or 1) is chosen on validation with the width and ridge: the energy above hull, a
+function of composition, takes 0; formation energy takes 1.
 
 The part is fitted on the residual of the linear part, Laplacian kernel width and ridge chosen
 on the validation split, before the network trains. So that the network still sees honest
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 
 WIDTHS = (0.03, 0.1, 0.3, 1.0)  # Laplacian kernel exponent x input dimension
 RIDGES = (1e-3, 1e-2, 1e-1, 1.0)
+BOND_WEIGHTS = (0.0, 0.5, 1.0)  # the bond block's weight in the distance, chosen on validation
 FOLDS = 5
 MAX_POINTS = 3000
 KERNEL_MODES = ("auto", "on", "off")
@@ -98,6 +101,19 @@ class KernelFit:
     values: np.ndarray  # (n_structures,) out-of-fold on the training structures it was fitted to
     kept: bool
     validation: dict[str, float]  # stand-in validation MAE with and without the part
+    bond_weight: float = 0.0  # the bond block's weight in the L1 distance
+
+
+def block_distances(
+    a: torch.Tensor, b: torch.Tensor, n_bond_columns: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L1 distances between rows of ``a`` and ``b`` over the composition columns and over the
+    last ``n_bond_columns`` (the bond block; zeros when there is none)."""
+    split = a.shape[-1] - n_bond_columns
+    composition = torch.cdist(a[..., :split], b[..., :split], p=1)
+    if n_bond_columns == 0:
+        return composition, torch.zeros_like(composition)
+    return composition, torch.cdist(a[..., split:], b[..., split:], p=1)
 
 
 def _stand_in_mae(
@@ -132,6 +148,7 @@ def fit_composition_kernel(
     val: np.ndarray,
     mode: str = "auto",
     seed: int = 0,
+    n_bond_columns: int = 0,
 ) -> KernelFit:
     """Fit one property's composition part.
 
@@ -141,6 +158,8 @@ def fit_composition_kernel(
     residual : (n,) the label minus the linear part (NaN where unlabelled).
     points : indices of the kernel's points (``kernel_points``).
     train, val : (n,) boolean masks of this property's training and validation labels.
+    n_bond_columns : the last columns of ``descriptors`` that are bond statistics; their weight
+        in the distance (``BOND_WEIGHTS``) is chosen on validation with the width and ridge.
     """
     if mode not in KERNEL_MODES:
         raise ValueError(f"unknown composition kernel {mode!r}; valid: {', '.join(KERNEL_MODES)}")
@@ -150,20 +169,23 @@ def fit_composition_kernel(
     fit_rows, val_rows = points[cols], np.flatnonzero(val)
     if mode == "off" or len(fit_rows) < 2 * FOLDS or len(val_rows) == 0:
         return off
-    dim = descriptors.shape[1]
     pairs = (torch.from_numpy(descriptors), torch.from_numpy(descriptors[fit_rows]))
-    distance = torch.cdist(*pairs, p=1).numpy()  # (n, fitted points), float64
-    best: tuple[float, float, float, np.ndarray] | None = None
-    for width in WIDTHS:
-        k_fit = np.exp(-(width / dim) * distance[fit_rows])
-        k_val = np.exp(-(width / dim) * distance[val_rows])
-        for ridge in RIDGES:
-            c = _solve(k_fit, residual[fit_rows], ridge)
-            score = float(np.abs(k_val @ c - residual[val_rows]).mean())
-            if best is None or score < best[0]:
-                best = (score, width / dim, ridge, c)
+    blocks = [d.numpy() for d in block_distances(*pairs, n_bond_columns)]  # (n, fitted), float64
+    best: tuple[float, float, float, float, np.ndarray] | None = None
+    for bond_weight in BOND_WEIGHTS if n_bond_columns else (0.0,):
+        distance = blocks[0] + bond_weight * blocks[1]
+        dim = descriptors.shape[1] - n_bond_columns * (1 - bond_weight)
+        for width in WIDTHS:
+            k_fit = np.exp(-(width / dim) * distance[fit_rows])
+            k_val = np.exp(-(width / dim) * distance[val_rows])
+            for ridge in RIDGES:
+                c = _solve(k_fit, residual[fit_rows], ridge)
+                score = float(np.abs(k_val @ c - residual[val_rows]).mean())
+                if best is None or score < best[0]:
+                    best = (score, width / dim, ridge, bond_weight, c)
     assert best is not None
-    _, gamma, ridge, coef_fit = best
+    _, gamma, ridge, bond_weight, coef_fit = best
+    distance = blocks[0] + bond_weight * blocks[1]
     values = np.exp(-gamma * distance) @ coef_fit
     folds = np.random.default_rng(seed).permutation(len(fit_rows)) % FOLDS
     for fold in range(FOLDS):  # out-of-fold values for the fitted structures
@@ -173,7 +195,7 @@ def fit_composition_kernel(
         values[fit_rows[held]] = np.exp(-gamma * distance[np.ix_(fit_rows[held], inner)]) @ c
     coef = np.zeros(len(points))
     coef[cols] = coef_fit
-    fit = KernelFit(coef, gamma, values, True, {})
+    fit = KernelFit(coef, gamma, values, True, {}, bond_weight)
     if mode == "on":
         return fit
     if features is None:
@@ -198,6 +220,7 @@ class CompositionKernel(nn.Module):
     points: torch.Tensor
     coef: torch.Tensor
     gamma: torch.Tensor
+    bond_weight: torch.Tensor  # (n_properties,), composition+bonds only
 
     def __init__(
         self, n_properties: int, n_points: int, mode: str = "auto", descriptors: str = "cgcnn"
@@ -218,6 +241,12 @@ class CompositionKernel(nn.Module):
         self.register_buffer("points", torch.zeros(n_points, d, dtype=double))
         self.register_buffer("coef", torch.zeros(n_properties, n_points, dtype=double))
         self.register_buffer("gamma", torch.ones(n_properties, dtype=double))
+        if self.needs_bonds:
+            self.register_buffer("bond_weight", torch.zeros(n_properties, dtype=double))
+
+    @property
+    def n_bond_columns(self) -> int:
+        return N_BOND_DESCRIPTORS if self.needs_bonds else 0
 
     @property
     def needs_bonds(self) -> bool:
@@ -261,12 +290,15 @@ class CompositionKernel(nn.Module):
                 train[:, j],
                 val[:, j],
                 self.mode,
+                n_bond_columns=self.n_bond_columns,
             )
             self.coef[j] = torch.from_numpy(fit.coef)
             self.gamma[j] = fit.gamma
+            if self.needs_bonds:
+                self.bond_weight[j] = fit.bond_weight
             values[:, j] = fit.values
-            log.info("property %d: composition kernel %s %s", j,
-                     "kept" if fit.kept else "off", fit.validation)  # fmt: skip
+            log.info("property %d: composition kernel %s %s (bond weight %g)", j,
+                     "kept" if fit.kept else "off", fit.validation, fit.bond_weight)  # fmt: skip
         return values
 
     def forward(self, fractions: torch.Tensor, bonds: torch.Tensor | None = None) -> torch.Tensor:
@@ -275,5 +307,8 @@ class CompositionKernel(nn.Module):
         if not bool(self.coef.any()):  # auto left every property's part off: nothing to add
             return torch.zeros(len(fractions), len(self.coef), device=fractions.device)
         d = self.descriptors(fractions, bonds)
-        k = laplacian(d.unsqueeze(0), self.points.unsqueeze(0), self.gamma[:, None, None])
+        composition, bond = block_distances(d, self.points, self.n_bond_columns)  # (B, points)
+        weight = self.bond_weight if self.needs_bonds else torch.zeros_like(self.gamma)
+        distance = composition.unsqueeze(0) + weight[:, None, None] * bond.unsqueeze(0)
+        k = torch.exp(-self.gamma[:, None, None] * distance)  # (properties, B, points)
         return (k * self.coef[:, None, :]).sum(-1).T
