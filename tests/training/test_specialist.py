@@ -134,6 +134,7 @@ def test_finetuned_specialist_starts_at_the_multitask_prediction(tmp_path):
             "epochs": 1,
             "max_samples": 60,
             "composition_baseline": True,  # its per-property layers follow the chosen head
+            "composition_kernel": "on",  # and so do the kernel part's per-property buffers
             "output_root": str(tmp_path),
         },
     )
@@ -158,6 +159,9 @@ def test_finetuned_specialist_starts_at_the_multitask_prediction(tmp_path):
         assert torch.allclose(model(batch)[:, 0], multi.model(batch)[:, 1], atol=1e-6)
     assert data.normalizer.mean == [multi.normalizer.mean[1]]
     assert torch.equal(model.composition[0].weight, multi.model.composition[1].weight)
+    for name in ("coef", "gamma", "bond_weight"):
+        assert torch.equal(getattr(model.kernel, name)[0], getattr(multi.model.kernel, name)[1])
+    assert multi.model.kernel.coef[1].any()
     assert info["finetuned_from"]["property_index"] == 1
     before = _params(model)
     trainer = Trainer(model, cfg, data, tmp_path / "ft", progress=False)
