@@ -218,7 +218,7 @@ def main() -> None:
         "--composition-kernel",
         default="auto",
         choices=["auto", "on", "off"],
-        help="each model's composition part (kernel ridge on the composition alone)",
+        help="each model's kernel part (kernel ridge on the composition, and bonds for graphs)",
     )
     args = parser.parse_args()
     props = None if args.properties == ["all"] else args.properties

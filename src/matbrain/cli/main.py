@@ -252,8 +252,9 @@ def train_cmd(
     composition_kernel: Annotated[
         str | None,
         typer.Option(
-            help="chgnet/sevennet/mace heads: kernel ridge on the composition alone: auto "
-            "(default; kept where a validation check says it helps) | on | off"
+            help="every model: a kernel-ridge part on the composition (and, for graph networks, "
+            "bond statistics): auto (default; kept where a validation check says it helps) | on "
+            "| off; pass on for e3nn's formation energy"
         ),
     ] = None,
     finetune_from: Annotated[

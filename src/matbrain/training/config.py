@@ -93,8 +93,9 @@ class TrainConfig(BaseModel):
     composition_kernel: Literal["auto", "on", "off"] = Field(
         "auto",
         description="every model: a part per property fitted in closed form by kernel ridge "
-        "regression on the composition alone (statistics of its element descriptors); the "
-        "network learns what it leaves; auto keeps it where it lowers a validation check",
+        "regression on the composition (statistics of its element properties) and, for graph "
+        "networks, bond statistics; the network learns what it leaves; auto keeps it where it "
+        "lowers a validation check by more than 5 %",
     )
     finetune_from: str | None = Field(
         None, description="multi-task run folder or best.pt to start a specialist from"
