@@ -1,4 +1,4 @@
-"""The composition part of the backbone heads: kernel ridge on the composition alone."""
+"""The kernel part of every model: kernel ridge on the composition (and bonds), closed form."""
 
 from __future__ import annotations
 

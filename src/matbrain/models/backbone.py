@@ -19,9 +19,9 @@ OptB88vdW) use no U. That shift is not a linear function of the composition (it 
 O or F is present), so the linear part gets it as a column: the atom fractions of those metals
 times MP2020's fitted U correction per metal atom, where O or F is present (Wang et al., Sci.
 Rep. 11, 15496, 2021). Its coefficient is fitted like the others (0.85 for formation energy on
-the bundled subset; about 0 for a label the shift does not touch). Where a label is mostly a function of composition
-(JARVIS's energy above hull), a third, closed-form part joins them: kernel ridge regression on
-the composition alone (``composition_kernel``; kept where a validation check says it helps).
+the bundled subset). Where a label is mostly a function of composition (JARVIS's energy above
+hull), a third, closed-form part joins them: kernel ridge regression on the composition
+(``composition_kernel``; kept where a validation check says it helps).
 Features are pooled by averaging over atoms, so predictions keep the invariances of the graph
 models (rotation, translation, permutation, supercell).
 
