@@ -25,7 +25,8 @@ MAE of a closed-form stand-in for the whole model: RBF kernel ridge on the poten
 own descriptors. On the bundled subset it keeps the part for the energy above hull only. Forced
 on (``--composition-kernel on``) it also helps e3nn's formation energy (0.25 -> 0.167 eV/atom,
 mean of 3 seeds), which the stand-in does not foresee, and hurts the graph networks' elastic
-moduli (CGCNN's bulk modulus 14.9 -> 18.2 GPa, e3nn's shear modulus 21.1 -> 24.5).
+moduli (CGCNN's bulk modulus 14.5 -> 18.0 GPa, mean of 3 seeds; e3nn's shear modulus 21.1 ->
+24.5).
 """
 
 from __future__ import annotations
