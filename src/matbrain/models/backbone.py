@@ -569,8 +569,8 @@ class BackboneNet(PropertyModel):
         x = np.stack([fixed[i].features for i in train])
         self.feature_mean.copy_(torch.from_numpy(x.mean(0)))
         self.feature_std.copy_(torch.from_numpy(x.std(0) + 1e-6))
-        fractions = linear_inputs(fixed)[:, 1:]
-        design = self.linear_part(torch.from_numpy(linear_inputs(fixed))).numpy()
+        inputs = linear_inputs(fixed)
+        fractions, design = inputs[:, 1:], self.linear_part(torch.from_numpy(inputs)).numpy()
         residuals = np.zeros((len(fixed), len(self.heads.baseline)))
         train_mask = data.split.mask(TRAIN, data.targets)
         val_mask = data.split.mask(VAL, data.targets)

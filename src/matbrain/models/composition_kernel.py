@@ -261,7 +261,9 @@ class CompositionKernel(nn.Module):
     def descriptors(
         self, fractions: torch.Tensor, bonds: torch.Tensor | None = None
     ) -> torch.Tensor:
-        raw = kernel_descriptors(fractions, bonds, self.kind)
+        return self.standardise(kernel_descriptors(fractions, bonds, self.kind))
+
+    def standardise(self, raw: torch.Tensor) -> torch.Tensor:
         return (raw - self.descriptor_mean.double()) / self.descriptor_std.double()
 
     def fit(
@@ -284,7 +286,7 @@ class CompositionKernel(nn.Module):
         rows = np.flatnonzero(train.any(1))
         self.descriptor_mean.copy_(raw[rows].mean(0))
         self.descriptor_std.copy_(raw[rows].std(0) + 1e-3)
-        descriptors = self.descriptors(torch.from_numpy(fractions), bond_tensor).numpy()
+        descriptors = self.standardise(raw).numpy()
         self.points.copy_(torch.from_numpy(descriptors[points]))
         values = np.zeros(residuals.shape, dtype=np.float32)
         for j in range(residuals.shape[1]):
@@ -314,7 +316,8 @@ class CompositionKernel(nn.Module):
             return torch.zeros(len(fractions), len(self.coef), device=fractions.device)
         d = self.descriptors(fractions, bonds)
         composition, bond = block_distances(d, self.points, self.n_bond_columns)  # (B, points)
-        weight = self.bond_weight if self.needs_bonds else torch.zeros_like(self.gamma)
-        distance = composition.unsqueeze(0) + weight[:, None, None] * bond.unsqueeze(0)
+        distance = composition.unsqueeze(0)  # (1 or properties, B, points)
+        if self.needs_bonds:
+            distance = distance + self.bond_weight[:, None, None] * bond.unsqueeze(0)
         k = torch.exp(-self.gamma[:, None, None] * distance)  # (properties, B, points)
         return (k * self.coef[:, None, :]).sum(-1).T

@@ -74,18 +74,27 @@ def element_property_table() -> torch.Tensor:
     return table
 
 
+def _extremes(
+    fractions: torch.Tensor, table: torch.Tensor, below: float, above: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per composition, the maximum and minimum of each column of ``table`` (E, k) over the
+    elements present; ``below``/``above`` stand in for the absent ones."""
+    present = (fractions > 0).unsqueeze(-1)  # (B, E, 1)
+    rows = table.unsqueeze(0)  # (1, E, k)
+    high = torch.where(present, rows, torch.full_like(rows, below)).amax(1)
+    low = torch.where(present, rows, torch.full_like(rows, above)).amin(1)
+    return high, low
+
+
 def element_property_statistics(fractions: torch.Tensor) -> torch.Tensor:
     """(B, N_ELEMENTS) atom fractions -> (B, 5 x 10): the fraction-weighted mean, the weighted mean
     absolute deviation, the maximum, the minimum and the range of the continuous element
     properties over the elements present (Ward et al. 2016's statistics: the electronegativity
     spread of a compound, not only its mean, is what its formation energy follows)."""
     table = element_property_table().to(fractions.device, fractions.dtype)
-    present = (fractions > 0).unsqueeze(-1)
-    rows = table.unsqueeze(0)
     mean = fractions @ table
-    deviation = (fractions.unsqueeze(-1) * (rows - mean.unsqueeze(1)).abs()).sum(1)
-    high = torch.where(present, rows, torch.full_like(rows, -torch.inf)).amax(1)
-    low = torch.where(present, rows, torch.full_like(rows, torch.inf)).amin(1)
+    deviation = (fractions.unsqueeze(-1) * (table.unsqueeze(0) - mean.unsqueeze(1)).abs()).sum(1)
+    high, low = _extremes(fractions, table, -torch.inf, torch.inf)
     return torch.cat([mean, deviation, high, low, high - low], dim=1)
 
 
@@ -94,8 +103,5 @@ def composition_descriptors(fractions: torch.Tensor) -> torch.Tensor:
     the minimum of CGCNN's element descriptors over the elements present (Magpie-style statistics
     of a composition; Ward et al., npj Comput. Mater. 2, 16028, 2016)."""
     table = cgcnn_table().to(fractions.device, fractions.dtype)
-    present = (fractions > 0).unsqueeze(-1)  # (B, E, 1)
-    rows = table.unsqueeze(0)  # (1, E, 92)
-    high = torch.where(present, rows, torch.full_like(rows, -1.0)).amax(1)
-    low = torch.where(present, rows, torch.full_like(rows, 2.0)).amin(1)
+    high, low = _extremes(fractions, table, -1.0, 2.0)  # the descriptors lie in [0, 1]
     return torch.cat([fractions @ table, high, low], dim=1)
