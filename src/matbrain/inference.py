@@ -15,7 +15,7 @@ from matbrain.common.devices import pick_device
 from matbrain.data.graphs import BadStructureError, build_graph
 from matbrain.data.structures import StructureReadError, is_structure_file, read_structure
 from matbrain.models.artifact import LoadedModel, load_artifact
-from matbrain.properties import apply_elemental_identities, clip_to_physical
+from matbrain.properties import physical_predictions
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,10 @@ class Predictor:
             batch = self.model.collate(inputs[i : i + self.batch_size]).to(self.device)
             out.append(self.model(batch).cpu().numpy())
         normalized = np.concatenate(out) if out else np.zeros((0, len(self.columns)))
-        values = clip_to_physical(
-            self.loaded.normalizer.denormalize(normalized), self.loaded.properties
-        )
-        return apply_elemental_identities(
-            values, self.loaded.properties, [a.numbers for a in structures]
+        return physical_predictions(
+            self.loaded.normalizer.denormalize(normalized),
+            self.loaded.properties,
+            [a.numbers for a in structures],
         )
 
     def predict_files(self, paths: list[Path]) -> PredictionResult:

@@ -139,5 +139,14 @@ def apply_elemental_identities(
     return out
 
 
+def physical_predictions(
+    values: np.ndarray, properties: Sequence[Property], numbers: Sequence[np.ndarray]
+) -> np.ndarray:
+    """Predictions (n, n_properties) as matbrain reports them everywhere (a run's metrics and
+    ``predict``): non-negative properties clipped at 0, then the identities of one-element
+    crystals; ``numbers``: the atomic numbers (or the distinct ones) of each structure."""
+    return apply_elemental_identities(clip_to_physical(values, properties), properties, numbers)
+
+
 def property_names(props: Sequence[Property]) -> list[str]:
     return [p.name for p in props]

@@ -78,6 +78,30 @@ def test_training_learns_formation_energy(tmp_path):
     assert row["test_mae"] < 0.85 * row["baseline_train_mean_mae"], row
 
 
+def test_a_run_scores_elements_as_predict_does(tmp_path):
+    """A one-element crystal's formation energy is >= 0 (its own reference): the run's metrics
+    and predictions apply the same identities as ``matbrain predict``."""
+    import pandas as pd
+
+    from matbrain.data.jarvis import load_jarvis_records
+    from matbrain.data.structures import jarvis_atoms_to_ase
+    from matbrain.inference import Predictor
+
+    overrides = {"epochs": 1, "properties": ["formation_energy"], "max_samples": 300,
+                 "output_root": str(tmp_path)}  # fmt: skip
+    result = run_training(resolve_config("cgcnn", "smoke", overrides=overrides), progress=False)
+    frame = pd.read_csv(result.run_dir / "predictions" / "predictions.csv")
+    records = {r["jid"]: r for r in load_jarvis_records()}
+    atoms = [jarvis_atoms_to_ase(records[i]["atoms"]) for i in frame["id"]]
+    elemental = np.array([len(set(a.numbers)) == 1 for a in atoms])
+    assert elemental.sum() >= 2
+    assert (frame["formation_energy_pred"][elemental] >= 0).all()
+    assert (frame["formation_energy_pred"][~elemental] < 0).any()  # a compound keeps its sign
+    picked = [a for a, e in zip(atoms, elemental, strict=True) if e]
+    again = Predictor.from_path(result.run_dir).predict_atoms(picked)[:, 0]
+    np.testing.assert_allclose(again, frame["formation_energy_pred"][elemental], atol=1e-4)
+
+
 class _Interrupt:
     def __init__(self, after: int) -> None:
         self.after = after

@@ -542,6 +542,10 @@ class BackboneNet(PropertyModel):
             key=frozen.key + "-finetune",
         )
 
+    @staticmethod
+    def elements_present(x: Any) -> np.ndarray:
+        return np.flatnonzero(_fixed(x).composition)
+
     @classmethod
     def make_inputs(
         cls, structures: Sequence[Atoms], graph: GraphConfig, hyperparameters: dict[str, Any]

@@ -235,6 +235,11 @@ class PropertyModel(nn.Module):
         """One model input per structure (raises BadStructureError for an unusable one)."""
         return [build_graph(a, graph) for a in structures]
 
+    @staticmethod
+    def elements_present(x: Any) -> np.ndarray:
+        """The distinct atomic numbers of one model input."""
+        return np.unique(x.numbers)
+
     def forward(self, batch: GraphBatch) -> torch.Tensor:
         """Normalised predictions, (n_graphs, n_properties)."""
         out = self.heads(self.encode(batch))

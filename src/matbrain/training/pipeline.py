@@ -24,7 +24,7 @@ from matbrain.models.artifact import load_artifact, save_artifact
 from matbrain.models.base import PropertyModel
 from matbrain.models.normalizer import Normalizer
 from matbrain.models.registry import get_model_class
-from matbrain.properties import clip_to_physical
+from matbrain.properties import physical_predictions
 from matbrain.training import plots
 from matbrain.training.config import TrainConfig
 from matbrain.training.distributed import init_distributed
@@ -252,8 +252,10 @@ def evaluate_run(
     best = load_artifact(run_dir / "best.pt", device=trainer.device)
     trainer.model.load_state_dict(best.model.state_dict())
     everything = np.arange(len(data.ids))
-    predictions = clip_to_physical(
-        data.normalizer.denormalize(trainer.predict_normalized(everything)), props
+    predictions = physical_predictions(
+        data.normalizer.denormalize(trainer.predict_normalized(everything)),
+        props,
+        [trainer.model.elements_present(x) for x in data.graphs],
     )
     rows = property_metrics(props, predictions, data.targets, data.split)
     if not write:
