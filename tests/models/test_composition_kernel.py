@@ -61,10 +61,11 @@ def test_a_label_of_the_structure_alone_leaves_the_part_off():
     assert not off.kept
 
 
-def test_a_graph_networks_auto_check_compares_on_the_kernels_own_descriptors():
-    """Without features (a graph network before training) the stand-in is kernel ridge on the
-    kernel's own descriptors: a label those descriptors do not explain leaves the part off, and
-    the module then adds nothing for new structures; forced on, the part is fitted and used."""
+def test_a_graph_networks_auto_check_compares_with_a_linear_fit_on_the_composition():
+    """Without features (a graph network before training) the part is kept where it is far
+    better than a linear fit on the atom fractions: a label of the structure alone leaves it off,
+    and the module then adds nothing for new structures; a nonlinear function of the
+    composition keeps it; forced on, the part is fitted and used."""
     from matbrain.models.composition_kernel import CompositionKernel
 
     rng, formula, _, features, train, val, _ = _polymorph_set(4)
@@ -77,6 +78,13 @@ def test_a_graph_networks_auto_check_compares_on_the_kernels_own_descriptors():
     assert not auto.fit(fractions, labels[:, :1], mask[0][:, :1], mask[1][:, :1]).any()
     assert not auto.coef[0].any()
     assert (auto(torch.from_numpy(fractions[val]))[:, 0] == 0).all()
+    nonlinear = CompositionKernel(1, len(kernel_points(train)), "auto", "composition")
+    nonlinear.fit(fractions, labels[:, 1:], mask[0][:, 1:], mask[1][:, 1:])
+    assert nonlinear.coef[0].any()
+    linear = CompositionKernel(1, len(kernel_points(train)), "auto", "composition")
+    in_fractions = fractions @ rng.normal(size=fractions.shape[1])[:, None]
+    linear.fit(fractions, in_fractions, mask[0][:, :1], mask[1][:, :1])
+    assert not linear.coef[0].any()  # a linear fit does as well: the network can take it
     forced = CompositionKernel(2, len(kernel_points(train)), "on", "composition")
     forced.fit(fractions, labels, *mask)
     new = forced(torch.from_numpy(fractions[val]))[:, 1].numpy()
