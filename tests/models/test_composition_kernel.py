@@ -47,9 +47,28 @@ def test_a_label_that_is_a_function_of_composition_is_learnt_and_kept():
     assert fit.kept and fit.validation["with"] < 0.5 * fit.validation["without"]
     seen = test & np.isin(formula, formula[train])  # a polymorph of it trains
     assert np.abs(fit.values[seen] - y[seen]).mean() < 0.35 * np.abs(y[seen]).mean()
-    # training structures carry out-of-fold values: a formula alone in its fold is not memorised
-    full = fit_composition_kernel(descriptors, features, y, kernel_points(train), train, val, "on")
+    # training and validation structures carry out-of-fold values: not memorised
+    points = kernel_points(train | val)
+    full = fit_composition_kernel(descriptors, features, y, points, train, val, "on")
     assert np.abs(full.values[train] - y[train]).mean() > 1e-3
+    assert np.abs(full.values[val] - y[val]).mean() > 1e-3
+
+
+def test_the_final_fit_uses_the_validation_labels_too():
+    """Hyperparameters are chosen on validation; the part kept is then refitted on training and
+    validation labels: a formula that only validation has is known for its test polymorphs."""
+    rng, formula, descriptors, features, train, val, test = _polymorph_set(2)
+    per_formula = rng.normal(size=formula.max() + 1)
+    only_val = test & ~np.isin(formula, formula[train]) & np.isin(formula, formula[val])
+    assert only_val.any()
+    per_formula[formula[only_val]] = 4.0  # far from every formula that trains
+    y = per_formula[formula] + 0.01 * rng.normal(size=len(formula))
+    with_val = fit_composition_kernel(descriptors, features, y, kernel_points(train | val),
+                                      train, val, "on")  # fmt: skip
+    train_only = fit_composition_kernel(descriptors, features, y, kernel_points(train),
+                                        train, val, "on")  # fmt: skip
+    assert np.abs(with_val.values[only_val] - 4.0).max() < 1.0
+    assert np.abs(train_only.values[only_val] - 4.0).min() > 2.0
 
 
 def test_a_label_of_the_structure_alone_leaves_the_part_off():
@@ -74,18 +93,18 @@ def test_a_graph_networks_auto_check_compares_with_a_linear_fit_on_the_compositi
     labels = np.stack([features @ rng.normal(size=features.shape[1]),  # structure alone
                        per_formula[formula]], axis=1)  # fmt: skip
     mask = np.stack([train, train], axis=1), np.stack([val, val], axis=1)
-    auto = CompositionKernel(2, len(kernel_points(train)), "auto", "composition")
+    auto = CompositionKernel(2, len(kernel_points(train | val)), "auto", "composition")
     assert not auto.fit(fractions, labels[:, :1], mask[0][:, :1], mask[1][:, :1]).any()
     assert not auto.coef[0].any()
     assert (auto(torch.from_numpy(fractions[val]))[:, 0] == 0).all()
-    nonlinear = CompositionKernel(1, len(kernel_points(train)), "auto", "composition")
+    nonlinear = CompositionKernel(1, len(kernel_points(train | val)), "auto", "composition")
     nonlinear.fit(fractions, labels[:, 1:], mask[0][:, 1:], mask[1][:, 1:])
     assert nonlinear.coef[0].any()
-    linear = CompositionKernel(1, len(kernel_points(train)), "auto", "composition")
+    linear = CompositionKernel(1, len(kernel_points(train | val)), "auto", "composition")
     in_fractions = fractions @ rng.normal(size=fractions.shape[1])[:, None]
     linear.fit(fractions, in_fractions, mask[0][:, :1], mask[1][:, :1])
     assert not linear.coef[0].any()  # a linear fit does as well: the network can take it
-    forced = CompositionKernel(2, len(kernel_points(train)), "on", "composition")
+    forced = CompositionKernel(2, len(kernel_points(train | val)), "on", "composition")
     forced.fit(fractions, labels, *mask)
     new = forced(torch.from_numpy(fractions[val]))[:, 1].numpy()
     assert np.abs(new - labels[val, 1]).mean() < 0.6 * np.abs(labels[val, 1]).mean()

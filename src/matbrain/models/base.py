@@ -61,13 +61,14 @@ class MultiTaskHeads(nn.Module):
 
 
 def n_kernel_points(config: Any, data: Any) -> int:
-    """How many training structures the composition kernel keeps (0: no kernel). Streamed
-    graphs (shards) have no per-structure values to train against: no kernel there."""
+    """How many training and validation structures the composition kernel keeps (0: no kernel).
+    Streamed graphs (shards) have no per-structure values to train against: no kernel there."""
     if data is None or config.composition_kernel == "off" or not isinstance(data.graphs, list):
         return 0
-    from matbrain.data.splits import TRAIN
+    from matbrain.data.splits import TRAIN, VAL
 
-    return len(kernel_points(np.asarray(data.split.mask(TRAIN, data.targets).any(1))))
+    labelled = data.split.mask(TRAIN, data.targets) | data.split.mask(VAL, data.targets)
+    return len(kernel_points(np.asarray(labelled.any(1))))
 
 
 def constructor_arguments(values: dict[str, Any]) -> dict[str, Any]:
