@@ -110,7 +110,7 @@ def _solve(kernel: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
 class KernelFit:
     """One property's composition part: coefficients over the kernel's points, and its values."""
 
-    coef: np.ndarray  # (n_points,), zero where a point has no training label of this property
+    coef: np.ndarray  # (n_points,), zero where a point has no label of this property
     gamma: float
     values: np.ndarray  # (n_structures,) out-of-fold on the structures it was fitted to
     kept: bool
@@ -315,7 +315,7 @@ class CompositionKernel(nn.Module):
         bonds: np.ndarray | None = None,
     ) -> np.ndarray:
         """Fit every property's part; (n, n_properties) values to train against (out-of-fold
-        on the fitted training structures). ``features``: standardised structure features for
+        on the fitted training and validation structures). ``features``: standardised structure features for
         the ``auto`` check's stand-in (a backbone's); None (a graph network, which has no
         features before training): the part is compared with a linear fit on the composition
         (``fit_composition_kernel``). ``bonds``:
