@@ -114,7 +114,9 @@ class KernelFit:
     gamma: float
     values: np.ndarray  # (n_structures,) out-of-fold on the structures it was fitted to
     kept: bool
-    validation: dict[str, float]  # stand-in validation MAE with and without the part
+    # validation MAEs auto compared: a backbone's stand-in with and without the part, or, for a
+    # graph network, the part's and a linear fit's on the composition
+    validation: dict[str, float]
     bond_weight: float = 0.0  # the bond block's weight in the L1 distance
 
 
@@ -245,14 +247,12 @@ def _keep(
 ) -> tuple[bool, dict[str, float]]:
     """``auto``: keep the part? (and the validation MAEs it compared)"""
     if features is None:
-        without = float(np.abs(residual[val_rows]).mean()) if linear_mae is None else linear_mae
-        with_part = float(np.abs(residual[val_rows] - values[val_rows]).mean())
-        keep = with_part <= GRAPH_KEEP_RATIO * without
-    else:
-        without = _stand_in_mae(features, residual, fit_rows, val_rows)
-        with_part = _stand_in_mae(features, residual - values, fit_rows, val_rows)
-        keep = with_part < (1 - KEEP_GAIN) * without
-    return keep, {"without": without, "with": with_part}
+        linear = float(np.abs(residual[val_rows]).mean()) if linear_mae is None else linear_mae
+        part = float(np.abs(residual[val_rows] - values[val_rows]).mean())
+        return part <= GRAPH_KEEP_RATIO * linear, {"linear fit": linear, "part": part}
+    without = _stand_in_mae(features, residual, fit_rows, val_rows)
+    with_part = _stand_in_mae(features, residual - values, fit_rows, val_rows)
+    return with_part < (1 - KEEP_GAIN) * without, {"without": without, "with": with_part}
 
 
 class CompositionKernel(nn.Module):
