@@ -191,8 +191,8 @@ class PropertyModel(nn.Module):
 
     def attach_kernel_values(self, data: Any, values: np.ndarray) -> None:
         """Give each structure of ``data`` its composition-kernel values (out-of-fold for the
-        training and validation structures): what the network trains and validates against. New structures have none and
-        the model computes them (``forward``)."""
+        training and validation structures): what the network trains and validates against.
+        New structures have none and the model computes them (``forward``)."""
         for i, x in enumerate(data.graphs):
             data.graphs[i] = self.with_kernel(x, values[i])
 

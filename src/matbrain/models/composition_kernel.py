@@ -207,12 +207,16 @@ def fit_composition_kernel(
     assert best is not None
     _, gamma, ridge, bond_weight, _ = best
 
-    def fitted(cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def fitted(
+        cols: np.ndarray, blocks: list[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The fit on the points ``points[cols]``: coefficients over every point (zero off
-        ``cols``) and every structure's value, out-of-fold on those points."""
+        ``cols``) and every structure's value, out-of-fold on those points; ``blocks``: the
+        distances to those points, when already computed."""
         rows = points[cols]
-        pairs = (torch.from_numpy(descriptors), torch.from_numpy(descriptors[rows]))
-        blocks = [d.numpy() for d in block_distances(*pairs, n_bond_columns)]
+        if blocks is None:
+            pairs = (torch.from_numpy(descriptors), torch.from_numpy(descriptors[rows]))
+            blocks = [d.numpy() for d in block_distances(*pairs, n_bond_columns)]
         kernel = np.exp(-gamma * (blocks[0] + bond_weight * blocks[1]))  # (n, len(rows))
         coef = np.zeros(len(points))
         coef[cols] = _solve(kernel[rows], residual[rows], ridge)
@@ -226,7 +230,7 @@ def fit_composition_kernel(
 
     validation: dict[str, float] = {}
     if mode == "auto":
-        _, values = fitted(cols)
+        _, values = fitted(cols, blocks)  # the distances the selection used
         keep, validation = _keep(features, residual, values, fit_rows, val_rows, linear_mae)
         if not keep:
             return KernelFit(off.coef, off.gamma, off.values, False, validation)
@@ -315,11 +319,11 @@ class CompositionKernel(nn.Module):
         bonds: np.ndarray | None = None,
     ) -> np.ndarray:
         """Fit every property's part; (n, n_properties) values to train against (out-of-fold
-        on the fitted training and validation structures). ``features``: standardised structure features for
-        the ``auto`` check's stand-in (a backbone's); None (a graph network, which has no
-        features before training): the part is compared with a linear fit on the composition
-        (``fit_composition_kernel``). ``bonds``:
-        (n, N_BOND_DESCRIPTORS) bond statistics, for the ``composition+bonds`` descriptors."""
+        on the fitted training and validation structures). ``features``: standardised
+        structure features for the ``auto`` check's stand-in (a backbone's); None (a graph
+        network, which has no features before training): the part is compared with a linear
+        fit on the composition (``fit_composition_kernel``). ``bonds``: (n, N_BOND_DESCRIPTORS)
+        bond statistics, for the ``composition+bonds`` descriptors."""
         points = kernel_points(np.asarray((train | val).any(1)))
         bond_tensor = None if bonds is None else torch.from_numpy(bonds)
         raw = kernel_descriptors(torch.from_numpy(fractions), bond_tensor, self.kind)
