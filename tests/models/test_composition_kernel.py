@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from matbrain.models.composition_kernel import fit_composition_kernel, kernel_points
+from matbrain.models.composition_kernel import RIDGES, fit_composition_kernel, kernel_points
 from matbrain.models.element_features import composition_descriptors
 from matbrain.models.linear_baseline import N_ELEMENTS
 
@@ -47,11 +47,34 @@ def test_a_label_that_is_a_function_of_composition_is_learnt_and_kept():
     assert fit.kept and fit.validation["with"] < 0.5 * fit.validation["without"]
     seen = test & np.isin(formula, formula[train])  # a polymorph of it trains
     assert np.abs(fit.values[seen] - y[seen]).mean() < 0.35 * np.abs(y[seen]).mean()
-    # training and validation structures carry out-of-fold values: not memorised
+    # training and validation structures carry leave-one-out values: not memorised
     points = kernel_points(train | val)
     full = fit_composition_kernel(descriptors, features, y, points, train, val, "on")
     assert np.abs(full.values[train] - y[train]).mean() > 1e-3
     assert np.abs(full.values[val] - y[val]).mean() > 1e-3
+
+
+def test_fitted_structures_carry_their_exact_leave_one_out_values():
+    """What the network trains and validates against, for a structure the part was fitted to,
+    is the prediction of the same fit without that structure's label."""
+    rng, formula, descriptors, features, train, val, _ = _polymorph_set(3)
+    y = rng.normal(size=formula.max() + 1)[formula] + 0.1 * rng.normal(size=len(formula))
+    points = kernel_points(train | val)
+    fit = fit_composition_kernel(descriptors, features, y, points, train, val, "on")
+    ridge = next(r for r in RIDGES if np.allclose(_kernel_fit(descriptors, fit.gamma, points,
+                                                              y, r), fit.coef))  # fmt: skip
+    for i in (points[0], points[len(points) // 2], np.flatnonzero(val)[0]):
+        others = points[points != i]
+        coef = _kernel_fit(descriptors, fit.gamma, others, y, ridge)
+        kernel = np.exp(-fit.gamma * np.abs(descriptors[i] - descriptors[others]).sum(1))
+        assert fit.values[i] == pytest.approx(kernel @ coef, abs=1e-8)
+        assert abs(fit.values[i] - y[i]) > 1e-3  # not its own label
+
+
+def _kernel_fit(descriptors, gamma, rows, y, ridge):
+    distance = np.abs(descriptors[rows, None] - descriptors[None, rows]).sum(-1)
+    kernel = np.exp(-gamma * distance) + ridge * np.eye(len(rows))
+    return np.linalg.solve(kernel, y[rows])
 
 
 def test_the_final_fit_uses_the_validation_labels_too():

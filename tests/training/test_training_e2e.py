@@ -87,7 +87,7 @@ def test_a_run_scores_elements_as_predict_does(tmp_path):
     from matbrain.data.structures import jarvis_atoms_to_ase
     from matbrain.inference import Predictor
 
-    # no kernel part: its training and validation values are out-of-fold, predict's are not
+    # no kernel part: its training and validation values are leave-one-out, predict's are not
     overrides = {"epochs": 1, "properties": ["formation_energy"], "max_samples": 300,
                  "composition_kernel": "off", "output_root": str(tmp_path)}  # fmt: skip
     result = run_training(resolve_config("cgcnn", "smoke", overrides=overrides), progress=False)

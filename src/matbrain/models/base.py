@@ -190,7 +190,7 @@ class PropertyModel(nn.Module):
             self.attach_kernel_values(data, values)
 
     def attach_kernel_values(self, data: Any, values: np.ndarray) -> None:
-        """Give each structure of ``data`` its composition-kernel values (out-of-fold for the
+        """Give each structure of ``data`` its composition-kernel values (leave-one-out for the
         training and validation structures): what the network trains and validates against.
         New structures have none and the model computes them (``forward``)."""
         for i, x in enumerate(data.graphs):

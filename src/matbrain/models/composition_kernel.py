@@ -19,8 +19,9 @@ The part is fitted on the residual of the linear part before the network trains:
 kernel width, ridge and bond weight chosen on the validation split with a fit on the training
 split, then the final fit on the training and validation labels together. So that the network
 still sees honest residuals (and an honest validation score), the values it trains and
-validates against are out-of-fold (5 folds) for those structures; the test structures, and new
-structures, get the final fit. ``auto`` decides per property:
+validates against are leave-one-out for those structures (exact, in closed form: each is the
+prediction of the fit without that structure's label); the test structures, and new structures,
+get the final fit. ``auto`` decides per property:
 - a backbone: keep the part where it lowers, by more than 5 %, the validation MAE of a
   closed-form stand-in for the whole model, RBF kernel ridge on the potential's features;
 - a graph network, which has no features before training: keep it where the label is far from
@@ -63,8 +64,8 @@ KEEP_GAIN = 0.05
 # fit's on the composition (bundled subset: kept 0.42-0.62, left off 0.77 and above)
 GRAPH_KEEP_RATIO = 2 / 3
 BOND_WEIGHTS = (0.0, 0.5, 1.0)  # the bond block's weight in the distance, chosen on validation
-FOLDS = 5
 MAX_POINTS = 3000
+MIN_POINTS = 10  # fewer labelled points: no part
 KERNEL_MODES = ("auto", "on", "off")
 # what the kernel compares: "cgcnn", the statistics of CGCNN's element descriptors (the first
 # version; older models); "composition", those and the statistics of continuous element
@@ -112,7 +113,7 @@ class KernelFit:
 
     coef: np.ndarray  # (n_points,), zero where a point has no label of this property
     gamma: float
-    values: np.ndarray  # (n_structures,) out-of-fold on the structures it was fitted to
+    values: np.ndarray  # (n_structures,) leave-one-out on the structures it was fitted to
     kept: bool
     # validation MAEs auto compared: a backbone's stand-in with and without the part, or, for a
     # graph network, the part's and a linear fit's on the composition
@@ -164,7 +165,6 @@ def fit_composition_kernel(
     train: np.ndarray,
     val: np.ndarray,
     mode: str = "auto",
-    seed: int = 0,
     n_bond_columns: int = 0,
     linear_mae: float | None = None,
 ) -> KernelFit:
@@ -188,7 +188,7 @@ def fit_composition_kernel(
     off = KernelFit(np.zeros(len(points)), 1.0, np.zeros(n), False, {})
     cols = np.flatnonzero(train[points])  # this property's labelled points
     fit_rows, val_rows = points[cols], np.flatnonzero(val)
-    if mode == "off" or len(fit_rows) < 2 * FOLDS or len(val_rows) == 0:
+    if mode == "off" or len(fit_rows) < MIN_POINTS or len(val_rows) == 0:
         return off
     pairs = (torch.from_numpy(descriptors), torch.from_numpy(descriptors[fit_rows]))
     blocks = [d.numpy() for d in block_distances(*pairs, n_bond_columns)]  # (n, fitted), float64
@@ -211,21 +211,20 @@ def fit_composition_kernel(
         cols: np.ndarray, blocks: list[np.ndarray] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The fit on the points ``points[cols]``: coefficients over every point (zero off
-        ``cols``) and every structure's value, out-of-fold on those points; ``blocks``: the
+        ``cols``) and every structure's value, leave-one-out on those points; ``blocks``: the
         distances to those points, when already computed."""
         rows = points[cols]
         if blocks is None:
             pairs = (torch.from_numpy(descriptors), torch.from_numpy(descriptors[rows]))
             blocks = [d.numpy() for d in block_distances(*pairs, n_bond_columns)]
         kernel = np.exp(-gamma * (blocks[0] + bond_weight * blocks[1]))  # (n, len(rows))
+        # with A = K + ridge I and coefficients c = A^-1 y, the fit without point i predicts
+        # y_i - c_i / (A^-1)_ii there (the leave-one-out identity of kernel ridge regression)
+        inverse = np.linalg.inv(kernel[rows] + ridge * np.eye(len(rows)))
         coef = np.zeros(len(points))
-        coef[cols] = _solve(kernel[rows], residual[rows], ridge)
+        coef[cols] = inverse @ residual[rows]
         values = kernel @ coef[cols]
-        folds = np.random.default_rng(seed).permutation(len(rows)) % FOLDS
-        for fold in range(FOLDS):
-            inner, held = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-            c = _solve(kernel[np.ix_(rows[inner], inner)], residual[rows[inner]], ridge)
-            values[rows[held]] = kernel[np.ix_(rows[held], inner)] @ c
+        values[rows] = residual[rows] - coef[cols] / np.diag(inverse)
         return coef, values
 
     validation: dict[str, float] = {}
@@ -235,7 +234,7 @@ def fit_composition_kernel(
         if not keep:
             return KernelFit(off.coef, off.gamma, off.values, False, validation)
     # the final fit uses the validation labels too (14 % more labels on the bundled split); the
-    # validation structures' values are out-of-fold like the training ones', so the network's
+    # validation structures' values are leave-one-out like the training ones', so the network's
     # validation stays honest
     coef, values = fitted(np.flatnonzero((train | val)[points]))
     return KernelFit(coef, gamma, values, True, validation, bond_weight)
@@ -318,7 +317,7 @@ class CompositionKernel(nn.Module):
         features: np.ndarray | None = None,
         bonds: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Fit every property's part; (n, n_properties) values to train against (out-of-fold
+        """Fit every property's part; (n, n_properties) values to train against (leave-one-out
         on the fitted training and validation structures). ``features``: standardised
         structure features for the ``auto`` check's stand-in (a backbone's); None (a graph
         network, which has no features before training): the part is compared with a linear
