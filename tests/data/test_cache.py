@@ -24,6 +24,8 @@ def test_cache_is_reused_and_round_trips(bundled_structures, tmp_path):
         h = second.graphs[sid]
         for name in ("numbers", "center", "neighbor", "vec", "triplet_a", "triplet_b", "cos_angle"):
             assert np.array_equal(getattr(g, name), getattr(h, name)), name
+        assert h.volume == g.volume > 0
+    assert first.graphs[ds.ids[0]].volume == ds.structures[0].cell.volume  # kept for the kernel
 
 
 def test_cache_invalidated_by_settings_and_structures(bundled_structures, tmp_path):

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
+from ase.data import covalent_radii
 
 from matbrain.data.graphs import GraphConfig, build_graph
-from matbrain.models.bond_descriptors import CENTERS, N_BOND_DESCRIPTORS, graph_bond_descriptors
+from matbrain.models.bond_descriptors import (
+    CENTERS,
+    N_BOND_DESCRIPTORS,
+    N_CELL_DESCRIPTORS,
+    graph_bond_descriptors,
+)
 
 GRAPH = GraphConfig(cutoff_A=5.0, max_neighbors=12)
 N = len(CENTERS)
@@ -31,6 +37,24 @@ def test_rotation_translation_supercell_and_batching_leave_them_unchanged():
     np.testing.assert_allclose(d[2], d[0], atol=1e-5)
     np.testing.assert_allclose(_descriptors(nacl)[0], d[0], atol=1e-9)  # alone or in a batch
     assert not np.allclose(d[3], d[0])
+
+
+def test_the_cell_statistics_are_volume_per_atom_packing_and_size():
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True)  # 4 atoms in 46.66 Å^3
+    graphs = [build_graph(a, GRAPH) for a in (cu, cu.repeat((2, 1, 1)), bulk("Cu", "fcc", a=3.3))]
+    d = graph_bond_descriptors(graphs, cell=True)
+    assert d.shape == (3, N_BOND_DESCRIPTORS + N_CELL_DESCRIPTORS)
+    np.testing.assert_allclose(d[:, :N_BOND_DESCRIPTORS], graph_bond_descriptors(graphs))
+    per_atom, packing, size = d[0, N_BOND_DESCRIPTORS:]
+    sphere = 4 / 3 * np.pi * covalent_radii[29] ** 3
+    assert per_atom == pytest.approx(np.log(3.6**3 / 4))
+    assert packing == pytest.approx(np.log(3.6**3 / 4 / sphere))
+    assert size == pytest.approx(np.log(4))
+    # a supercell changes only the number of atoms; compression lowers volume and packing
+    np.testing.assert_allclose(d[1, N_BOND_DESCRIPTORS:2 + N_BOND_DESCRIPTORS],
+                               d[0, N_BOND_DESCRIPTORS:2 + N_BOND_DESCRIPTORS])  # fmt: skip
+    assert d[1, -1] == pytest.approx(np.log(8))
+    assert (d[2, N_BOND_DESCRIPTORS : 2 + N_BOND_DESCRIPTORS] < per_atom).all()
 
 
 def test_they_see_ionicity_and_compression():

@@ -19,6 +19,7 @@ class GraphBatch:
     numbers : (N,) atomic numbers; graph_index : (N,) graph of each atom
     center, neighbor : (E,) atom indices into the batch; vec : (E, 3) Å
     triplet_a, triplet_b : (T,) edge indices into the batch; cos_angle : (T,)
+    volume : (B,) cell volumes, Å^3
     targets : (B, P) normalised or raw labels with NaN = missing (may be None)
     """
 
@@ -31,6 +32,7 @@ class GraphBatch:
     triplet_b: torch.Tensor
     cos_angle: torch.Tensor
     n_graphs: int
+    volume: torch.Tensor | None = None
     targets: torch.Tensor | None = None
     label_mask: torch.Tensor | None = None
     kernel: torch.Tensor | None = None  # (B, P) composition-kernel values, when precomputed
@@ -74,6 +76,7 @@ def collate(
         triplet_b=torch.from_numpy(cat("triplet_b") + edge_offset),
         cos_angle=torch.from_numpy(cat("cos_angle")).float(),
         n_graphs=len(graphs),
+        volume=torch.tensor([g.volume for g in graphs], dtype=torch.float64),
         targets=None if targets is None else torch.as_tensor(targets, dtype=torch.float32),
         label_mask=None if label_mask is None else torch.as_tensor(label_mask, dtype=torch.bool),
         kernel=stack_kernel_values([g.kernel for g in graphs]),

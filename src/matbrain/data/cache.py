@@ -84,6 +84,7 @@ class GraphSet:
         for name in _ARRAYS:
             parts = [getattr(self.graphs[i], name) for i in ids]
             arrays[name] = np.concatenate(parts) if parts else np.zeros(0)
+        arrays["volume"] = np.array([self.graphs[i].volume for i in ids], dtype=np.float64)
         meta = json.dumps(
             {"ids": ids, "skipped": self.skipped, "config": self.config.to_dict(), "key": self.key}
         )
@@ -98,6 +99,7 @@ class GraphSet:
             meta = json.loads(str(f["meta"]))
             counts = {k: f[f"count_{k}"] for k in "net"}
             arrays = {name: f[name] for name in _ARRAYS}
+            volumes = f["volume"]
         bounds = {k: np.concatenate([[0], np.cumsum(v)]) for k, v in counts.items()}
         graphs = {}
         for g, sid in enumerate(meta["ids"]):
@@ -105,7 +107,7 @@ class GraphSet:
             for name in _ARRAYS:
                 b = bounds[_COUNTED_BY[name]]
                 parts[name] = arrays[name][b[g] : b[g + 1]]
-            graphs[sid] = CrystalGraph(**parts)
+            graphs[sid] = CrystalGraph(**parts, volume=float(volumes[g]))
         return cls(
             graphs=graphs,
             skipped=meta["skipped"],

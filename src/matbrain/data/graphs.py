@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from ase import Atoms
 
-GRAPH_FORMAT_VERSION = 1
+GRAPH_FORMAT_VERSION = 2  # 2: each graph keeps its cell volume
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class CrystalGraph:
     triplet_a: np.ndarray  # (n_triplets,) int64, edge index
     triplet_b: np.ndarray  # (n_triplets,) int64, edge index
     cos_angle: np.ndarray  # (n_triplets,) float32
+    volume: float = 0.0  # cell volume, Å^3 (what a graph network's kernel part compares)
     kernel: np.ndarray | None = None  # (n_properties,) composition-kernel values, set in training
 
     @property
@@ -154,4 +155,5 @@ def build_graph(atoms: Atoms, config: GraphConfig = GraphConfig()) -> CrystalGra
         triplet_a=a,
         triplet_b=b,
         cos_angle=np.clip(cos, -1.0, 1.0).astype(np.float32),
+        volume=float(atoms.cell.volume),
     )

@@ -149,7 +149,7 @@ class PropertyModel(nn.Module):
             composition_baseline=config.composition_baseline,
             composition_kernel=config.composition_kernel,
             n_kernel_points=n_kernel_points(config, data),
-            kernel_descriptors="composition+bonds",
+            kernel_descriptors="composition+structure",
             atom_features=config.atom_features,
         )
 
@@ -185,7 +185,9 @@ class PropertyModel(nn.Module):
                 set_linear(layer, w, b)
                 residuals[:, j] -= design @ w + b
         if hasattr(self, "kernel"):
-            bonds = graph_bond_descriptors(data.graphs) if self.kernel.needs_bonds else None
+            bonds = None
+            if self.kernel.needs_bonds:
+                bonds = graph_bond_descriptors(data.graphs, cell=self.kernel.needs_cell)
             values = self.kernel.fit(design, residuals, train, val, bonds=bonds)
             self.attach_kernel_values(data, values)
 
@@ -206,7 +208,9 @@ class PropertyModel(nn.Module):
             return out
         part = batch.kernel
         if part is None:
-            bonds = batch_bond_descriptors(batch) if self.kernel.needs_bonds else None
+            bonds = None
+            if self.kernel.needs_bonds:
+                bonds = batch_bond_descriptors(batch, cell=self.kernel.needs_cell)
             part = self.kernel(fractions, bonds)
         return out + part.to(out.dtype)
 

@@ -13,6 +13,12 @@ atoms:
 - the mean and the largest per-atom ionicity (mean ``|X_i - X_j|`` over an atom's bonds), the
   shortest and the mean relative bond length.
 
+And three statistics of the cell (``cell_descriptors``): the logarithms of the volume per atom,
+of the cell volume over the atoms' covalent-sphere volumes (how loosely they pack), and of the
+number of atoms in the cell. Two polymorphs of a formula with the same bonds up to the cap can
+still differ in how densely they fill space; for the elastic moduli, the energy per volume is
+the natural scale (kernel part alone on the bundled subset: bulk modulus 17.0 -> 13.9 GPa).
+
 Computed in torch from a ``GraphBatch``, so that training (on all structures at once) and
 prediction (batch by batch, on any device) use one function.
 """
@@ -32,6 +38,7 @@ from matbrain.models.element_features import N_ELEMENTS, element_property_table
 CENTERS = torch.linspace(0.6, 1.6, 21)
 WIDTH = 0.05
 N_BOND_DESCRIPTORS = 2 * len(CENTERS) + 4
+N_CELL_DESCRIPTORS = 3
 
 
 def bond_descriptors(
@@ -83,17 +90,45 @@ def bond_descriptors(
     )
 
 
-def batch_bond_descriptors(batch: GraphBatch) -> torch.Tensor:
-    """(n_graphs, N_BOND_DESCRIPTORS) of a collated batch."""
-    return bond_descriptors(
+def cell_descriptors(
+    numbers: torch.Tensor, graph_index: torch.Tensor, volume: torch.Tensor, n_graphs: int
+) -> torch.Tensor:
+    """(n_graphs, N_CELL_DESCRIPTORS): log volume per atom (Å^3), log(cell volume / sum of the
+    atoms' covalent-sphere volumes), log number of atoms."""
+    device, dtype = volume.device, torch.float64
+    radii = torch.as_tensor(covalent_radii[:N_ELEMENTS], device=device, dtype=dtype)
+    spheres = torch.zeros(n_graphs, device=device, dtype=dtype).index_add_(
+        0, graph_index, 4 / 3 * torch.pi * radii[numbers] ** 3
+    )
+    n_atoms = torch.bincount(graph_index, minlength=n_graphs).to(dtype).clamp(min=1)
+    volume = volume.to(dtype).clamp(min=1e-6)
+    return torch.stack([(volume / n_atoms).log(), (volume / spheres).log(), n_atoms.log()], 1)
+
+
+def batch_bond_descriptors(batch: GraphBatch, cell: bool = False) -> torch.Tensor:
+    """(n_graphs, N_BOND_DESCRIPTORS) of a collated batch; with ``cell``, the cell's
+    N_CELL_DESCRIPTORS columns after them."""
+    bonds = bond_descriptors(
         batch.numbers, batch.graph_index, batch.center, batch.neighbor, batch.vec, batch.n_graphs
+    )
+    if not cell:
+        return bonds
+    if batch.volume is None or not bool((batch.volume > 0).all()):
+        raise ValueError("the cell descriptors need each graph's cell volume")
+    return torch.cat(
+        [bonds, cell_descriptors(batch.numbers, batch.graph_index, batch.volume, batch.n_graphs)],
+        dim=1,
     )
 
 
-def graph_bond_descriptors(graphs: Sequence[CrystalGraph], chunk: int = 512) -> np.ndarray:
-    """(n, N_BOND_DESCRIPTORS) float64 of crystal graphs, a chunk at a time."""
+def graph_bond_descriptors(
+    graphs: Sequence[CrystalGraph], cell: bool = False, chunk: int = 512
+) -> np.ndarray:
+    """(n, N_BOND_DESCRIPTORS [+ N_CELL_DESCRIPTORS]) float64 of crystal graphs, a chunk at a
+    time."""
     parts = [
-        batch_bond_descriptors(collate(graphs[i : i + chunk])).numpy()
+        batch_bond_descriptors(collate(graphs[i : i + chunk]), cell).numpy()
         for i in range(0, len(graphs), chunk)
     ]
-    return np.concatenate(parts) if parts else np.zeros((0, N_BOND_DESCRIPTORS))
+    width = N_BOND_DESCRIPTORS + (N_CELL_DESCRIPTORS if cell else 0)
+    return np.concatenate(parts) if parts else np.zeros((0, width))
