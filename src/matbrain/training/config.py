@@ -96,7 +96,7 @@ class TrainConfig(BaseModel):
         "regression on the composition (statistics of its element properties) and, for graph "
         "networks, bond statistics; the network learns what it leaves; auto keeps it where a "
         "validation check says it helps (a backbone: a stand-in gains over 5 %; a graph "
-        "network: at most 2/3 of a linear fit's error on the composition)",
+        "network: at most 0.85 of a linear fit's error on the composition)",
     )
     finetune_from: str | None = Field(
         None, description="multi-task run folder or best.pt to start a specialist from"
