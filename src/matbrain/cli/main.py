@@ -253,8 +253,9 @@ def train_cmd(
         str | None,
         typer.Option(
             help="every model: a kernel-ridge part on the composition (and, for graph networks, "
-            "bond statistics): auto (default; kept where a validation check says it helps: for "
-            "graph networks formation energy and ehull on JARVIS) | on | off"
+            "bond and cell statistics): auto (default; kept where a validation check says it "
+            "helps: for graph networks formation energy, ehull and the moduli on JARVIS) | on | "
+            "off"
         ),
     ] = None,
     finetune_from: Annotated[

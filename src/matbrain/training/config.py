@@ -94,8 +94,8 @@ class TrainConfig(BaseModel):
         "auto",
         description="every model: a part per property fitted in closed form by kernel ridge "
         "regression on the composition (statistics of its element properties) and, for graph "
-        "networks, bond statistics; the network learns what it leaves; auto keeps it where a "
-        "validation check says it helps (a backbone: a stand-in gains over 5 %; a graph "
+        "networks, bond and cell statistics; the network learns what it leaves; auto keeps it "
+        "where a validation check says it helps (a backbone: a stand-in gains over 5 %; a graph "
         "network: at most 0.85 of a linear fit's error on the composition)",
     )
     finetune_from: str | None = Field(
