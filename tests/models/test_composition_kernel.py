@@ -158,10 +158,11 @@ def test_unknown_mode_is_a_clear_error():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algorithm", ["cgcnn", "chgnet"])
-def test_a_saved_model_predicts_new_structures_as_it_scored_its_test_set(tmp_path, algorithm):
+@pytest.mark.parametrize(("algorithm", "prop"), [("cgcnn", "bulk_modulus"), ("chgnet", "ehull")])
+def test_a_saved_model_predicts_new_structures_as_it_scored_its_test_set(tmp_path, algorithm, prop):
     """Training uses precomputed kernel values; a saved model recomputes the part for a new
-    structure from its stored points: both must give the same test predictions."""
+    structure from its stored points (for a graph network, from its graph's bond and cell
+    statistics): both must give the same test predictions."""
     import pandas as pd
 
     from matbrain.data.jarvis import load_jarvis_records
@@ -170,18 +171,20 @@ def test_a_saved_model_predicts_new_structures_as_it_scored_its_test_set(tmp_pat
     from matbrain.training.config import resolve_config
     from matbrain.training.pipeline import run_training
 
-    overrides = {"properties": ["ehull"], "max_samples": 300, "epochs": 2,
+    overrides = {"properties": [prop], "max_samples": 300, "epochs": 2,
                  "composition_kernel": "on", "output_root": str(tmp_path)}  # fmt: skip
     result = run_training(resolve_config(algorithm, "smoke", overrides=overrides), progress=False)
     frame = pd.read_csv(result.run_dir / "predictions" / "predictions.csv")
-    test = frame[frame["ehull_split"] == "test"]
+    test = frame[frame[f"{prop}_split"] == "test"]
     assert len(test) >= 5
     records = {r["jid"]: r for r in load_jarvis_records()}
     structures = [jarvis_atoms_to_ase(records[i]["atoms"]) for i in test["id"]]
     predicted = Predictor.from_path(result.run_dir).predict_atoms(structures)[:, 0]
-    np.testing.assert_allclose(predicted, test["ehull_pred"].to_numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(predicted, test[f"{prop}_pred"].to_numpy(), rtol=1e-4, atol=1e-4)
     state = torch.load(result.run_dir / "best.pt", weights_only=True)["state_dict"]
     assert state["kernel.coef"].abs().sum() > 0  # the part is there, and it is used
+    if algorithm == "cgcnn":  # and it compares the structure
+        assert float(state["kernel.bond_weight"][0]) > 0
     without = resolve_config(
         algorithm, "smoke", overrides={**overrides, "composition_kernel": "off"}
     )
