@@ -135,7 +135,7 @@ class KernelFit:
     # validation MAEs auto compared: a backbone's stand-in with and without the part, or, for a
     # graph network, the part's and a linear fit's on the composition
     validation: dict[str, float]
-    bond_weight: float = 0.0  # the bond block's weight in the L1 distance
+    bond_weight: float = 0.0  # the structure block's weight in the L1 distance
 
 
 def block_distances(
@@ -209,7 +209,7 @@ def fit_composition_kernel(
         return off
     pairs = (torch.from_numpy(descriptors), torch.from_numpy(descriptors[fit_rows]))
     blocks = [d.numpy() for d in block_distances(*pairs, n_bond_columns)]  # (n, fitted), float64
-    best: tuple[float, float, float, float, np.ndarray] | None = None
+    best: tuple[float, float, float, float] | None = None
     for bond_weight in BOND_WEIGHTS if n_bond_columns else (0.0,):
         distance = blocks[0] + bond_weight * blocks[1]
         dim = descriptors.shape[1] - n_bond_columns * (1 - bond_weight)
@@ -220,9 +220,9 @@ def fit_composition_kernel(
                 c = _solve(k_fit, residual[fit_rows], ridge)
                 score = float(np.abs(k_val @ c - residual[val_rows]).mean())
                 if best is None or score < best[0]:
-                    best = (score, width / dim, ridge, bond_weight, c)
+                    best = (score, width / dim, ridge, bond_weight)
     assert best is not None
-    _, gamma, ridge, bond_weight, _ = best
+    _, gamma, ridge, bond_weight = best
 
     def fitted(
         cols: np.ndarray, blocks: list[np.ndarray] | None = None
