@@ -9,6 +9,7 @@ the same batch size and learning rate, and is scored on the same test materials.
     e3nn-multitask   one e3nn model trained on all the benchmarked properties at once
     e3nn-finetuned   e3nn specialist fine-tuned from that multi-task model
     chgnet, sevennet heads on a frozen universal potential (weights in their wheels)
+    sevennet-l3i5    heads on SevenNet-l3i5 (the sevenn wheel's larger model)
     chgnet+sevennet  heads on both (features side by side, mean energy)
     chgnet-finetuned CHGNet fine-tuned end to end (encoder lr = lr x 0.1)
     alignn           the reference (needs ``pip install alignn``; installs without dgl)
@@ -42,6 +43,7 @@ KINDS = (
     "chgnet",
     "chgnet-finetuned",
     "sevennet",
+    "sevennet-l3i5",
     "chgnet+sevennet",
     "alignn",
 )

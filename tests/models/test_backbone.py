@@ -19,7 +19,7 @@ from matbrain.training.pipeline import run_training
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("backbone", ["chgnet", "sevennet"])
+@pytest.mark.parametrize("backbone", ["chgnet", "sevennet", "sevennet-l3i5"])
 def test_untouched_backbone_reproduces_the_potentials_own_energy(backbone):
     from matbrain.potentials.calculators import load_potential
 
@@ -32,6 +32,23 @@ def test_untouched_backbone_reproduces_the_potentials_own_energy(backbone):
     own = reference.get_potential_energy() / len(reference)
     assert inputs[0].energy_per_atom == pytest.approx(own, abs=1e-4)
     assert np.all(np.isfinite(inputs[0].features)) and inputs[0].features.std() > 0
+
+
+def test_sevennet_l3i5_is_its_own_model():
+    from matbrain.models.backbone import backbone_version
+
+    atoms = bulk("NaCl", "rocksalt", a=5.5)
+    atoms.rattle(0.05, seed=1)
+    (small,), _ = featurize([atoms], "sevennet")
+    (large,), _ = featurize([atoms], "sevennet-l3i5")
+    assert small is not None and large is not None
+    # another network (l_max 3, five layers): another energy and other features
+    assert abs(small.energy_per_atom - large.energy_per_atom) > 1e-3
+    assert not np.allclose(
+        small.features[: len(large.features)], large.features[: len(small.features)]
+    )
+    assert "SevenNet-l3i5" in backbone_version("sevennet-l3i5")
+    assert "SevenNet-0" in backbone_version("sevennet")
 
 
 def test_both_universal_potentials_side_by_side(tmp_path):

@@ -146,9 +146,10 @@ def data_process(
 
 TRAIN_HELP = f"""Train a multi-task model, or a specialist (--property), and write a run folder.
 
-Algorithms: e3nn, cgcnn (graph networks trained from scratch); chgnet, sevennet (heads on a
-frozen universal potential whose weights ship in its wheel: offline); chgnet+sevennet (heads on
-both at once); mace (heads on a local MACE model, --base-model FILE).
+Algorithms: e3nn, cgcnn (graph networks trained from scratch); chgnet, sevennet (SevenNet-0),
+sevennet-l3i5 (heads on a frozen universal potential whose weights ship in its wheel: offline;
+sevennet-l3i5 with --composition-kernel on is the most accurate on formation energy);
+chgnet+sevennet (heads on both at once); mace (heads on a local MACE model, --base-model FILE).
 
 Layering: package defaults < level < --config YAML < flags.
 
@@ -158,7 +159,8 @@ Multi-task levels, e3nn:
 Multi-task levels, cgcnn:
 {levels_table("cgcnn")}
 
-Multi-task levels, chgnet / sevennet / chgnet+sevennet / mace (heads only; epochs a ceiling):
+Multi-task levels, chgnet / sevennet[-l3i5] / chgnet+sevennet / mace (heads only; epochs a
+ceiling):
 {levels_table("chgnet")}
 
 Specialist levels (one property; --competition selects the competition profile):
@@ -199,7 +201,8 @@ def train_cmd(
     algorithm: Annotated[
         str | None,
         typer.Option(
-            help="e3nn | cgcnn | chgnet | sevennet | chgnet+sevennet | mace (default e3nn)"
+            help="e3nn | cgcnn | chgnet | sevennet | sevennet-l3i5 | chgnet+sevennet | mace "
+            "(default e3nn)"
         ),
     ] = None,
     level: Annotated[

@@ -1,7 +1,7 @@
 """Property models on a universal interatomic potential: the pretrained layers are the encoder.
 
-The potential (CHGNet 0.3.0 and SevenNet-0 ship their weights in their wheels, so this works
-offline; or any local MACE model) turns each structure into invariant per-atom features after its
+The potential (CHGNet 0.3.0, SevenNet-0 and SevenNet-l3i5 ship their weights in their wheels,
+so this works offline; or any local MACE model) turns each structure into invariant per-atom features after its
 last message-passing layer and an energy per atom. The encoder is frozen: features are computed
 once per structure and cached, and only the heads train (seconds per epoch on a CPU).
 
@@ -59,6 +59,7 @@ from matbrain.data.cache import cache_root
 from matbrain.data.graphs import GraphConfig
 from matbrain.models.base import PropertyModel, constructor_arguments, n_kernel_points
 from matbrain.models.linear_baseline import N_ELEMENTS, fit_ridge, set_linear
+from matbrain.potentials.calculators import SEVENNET_MODELS
 
 log = logging.getLogger(__name__)
 
@@ -214,34 +215,37 @@ def _chgnet_features(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, floa
 
 
 @lru_cache(maxsize=2)
-def _sevennet_calculator() -> Any:
+def _sevennet_calculator(model: str = "7net-0") -> Any:
     from matbrain.models.e3nn_import import import_e3nn
 
     import_e3nn()  # SevenNet imports e3nn, whose constants need the weights-only workaround
     from sevenn.calculator import SevenNetCalculator
 
-    calc = SevenNetCalculator("7net-0", device="cpu")
+    calc = SevenNetCalculator(model, device="cpu")
     captured: dict[str, torch.Tensor] = {}
 
     def grab(module: nn.Module, args: tuple[Any, ...]) -> None:
         captured["x"] = args[0]["x"].detach().clone()  # node features after the last layer
 
-    model = calc.model
-    assert model is not None  # loaded by the calculator's __init__
-    model.get_submodule("reduce_input_to_hidden").register_forward_pre_hook(grab)
+    network = calc.model
+    assert network is not None  # loaded by the calculator's __init__
+    network.get_submodule("reduce_input_to_hidden").register_forward_pre_hook(grab)
     setattr(calc, "captured", captured)  # noqa: B010  (the calculator carries its hook's output)
     return calc
 
 
-def _sevennet_features(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
-    calc = _sevennet_calculator()
-    rows = []
-    for atoms in structures:
-        atoms = atoms.copy()
-        atoms.calc = calc
-        energy = atoms.get_potential_energy() / len(atoms)
-        rows.append((calc.captured["x"].cpu().numpy().mean(0), float(energy)))
-    return rows
+def _sevennet_features(model: str = "7net-0") -> Featurizer:
+    def featurize(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
+        calc = _sevennet_calculator(model)
+        rows = []
+        for atoms in structures:
+            atoms = atoms.copy()
+            atoms.calc = calc
+            energy = atoms.get_potential_energy() / len(atoms)
+            rows.append((calc.captured["x"].cpu().numpy().mean(0), float(energy)))
+        return rows
+
+    return featurize
 
 
 @lru_cache(maxsize=2)
@@ -266,21 +270,21 @@ def _mace_features(path: str) -> Featurizer:
     return featurize
 
 
-BACKBONE_NAMES = ("chgnet", "sevennet", "chgnet+sevennet", "mace")
+BACKBONE_NAMES = ("chgnet", "sevennet", "sevennet-l3i5", "chgnet+sevennet", "mace")
 
 
 def _chgnet_and_sevennet_features(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
     """Both offline universal potentials at once: their features side by side, the mean of their
     energies per atom (two views of a structure whose errors partly cancel)."""
-    pairs = zip(_chgnet_features(structures), _sevennet_features(structures), strict=True)
+    pairs = zip(_chgnet_features(structures), _sevennet_features()(structures), strict=True)
     return [(np.concatenate([fa, fb]), (ea + eb) / 2) for (fa, ea), (fb, eb) in pairs]
 
 
 def featurizer(backbone: str, base_model: str | None = None) -> Featurizer:
     if backbone == "chgnet":
         return _chgnet_features
-    if backbone == "sevennet":
-        return _sevennet_features
+    if backbone in SEVENNET_MODELS:
+        return _sevennet_features(SEVENNET_MODELS[backbone][0])
     if backbone == "chgnet+sevennet":
         return _chgnet_and_sevennet_features
     if backbone == "mace":
@@ -298,8 +302,8 @@ def backbone_version(backbone: str, base_model: str | None = None) -> str:
 
     if backbone == "chgnet":
         return f"chgnet {version('chgnet')}, CHGNet {_chgnet_model().version}"
-    if backbone == "sevennet":
-        return f"sevenn {version('sevenn')}, SevenNet-0"
+    if backbone in SEVENNET_MODELS:
+        return f"sevenn {version('sevenn')}, {SEVENNET_MODELS[backbone][1]}"
     if backbone == "chgnet+sevennet":
         return f"{backbone_version('chgnet')} + {backbone_version('sevennet')}"
     path = Path(str(base_model))

@@ -14,6 +14,7 @@ _MODELS: dict[str, str] = {
     # universal interatomic potentials as frozen encoders (models/backbone.py)
     "chgnet": "matbrain.models.backbone:BackboneNet",
     "sevennet": "matbrain.models.backbone:BackboneNet",
+    "sevennet-l3i5": "matbrain.models.backbone:BackboneNet",
     "chgnet+sevennet": "matbrain.models.backbone:BackboneNet",
     "mace": "matbrain.models.backbone:BackboneNet",
 }

@@ -21,7 +21,9 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    algorithm: Literal["e3nn", "cgcnn", "chgnet", "sevennet", "chgnet+sevennet", "mace"] = "e3nn"
+    algorithm: Literal[
+        "e3nn", "cgcnn", "chgnet", "sevennet", "sevennet-l3i5", "chgnet+sevennet", "mace"
+    ] = "e3nn"
     level: Literal["smoke", "lite", "std", "pro", "max", "competition"] = "smoke"
     properties: list[str] = Field(
         default_factory=lambda: [p.name for p in resolve_properties(None)]
