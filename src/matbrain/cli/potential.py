@@ -288,7 +288,7 @@ def finetune_cmd(
 
 @potential_app.command("eval")
 def eval_cmd(
-    model: Annotated[str, typer.Option(help="MACE .model, ACE .yace, run folder, chgnet, sevennet, MACE-MP-0[:size]")],
+    model: Annotated[str, typer.Option(help="MACE .model, ACE .yace, run folder, chgnet, sevennet, sevennet-l3i5, MACE-MP-0[:size]")],
     data: Annotated[str, typer.Option(help="labelled structures (extxyz file/folder, ASE db)")],
     output: Annotated[Path, typer.Option(help="folder for metrics.json and parity plots")] = Path("eval_output"),
     energy_key: Annotated[str, typer.Option()] = "energy",
@@ -364,7 +364,7 @@ def runs_cmd(
 
 def relax_cmd(
     structure: Annotated[Path, typer.Option(help="CIF, POSCAR or extxyz file")],
-    model: Annotated[str, typer.Option(help="MACE .model, ACE .yace, run folder, chgnet, sevennet, MACE-MP-0[:size]")],
+    model: Annotated[str, typer.Option(help="MACE .model, ACE .yace, run folder, chgnet, sevennet, sevennet-l3i5, MACE-MP-0[:size]")],
     fmax: Annotated[float, typer.Option(help="force tolerance (eV/Å)")] = 0.02,
     smax: Annotated[float, typer.Option(help="stress tolerance (GPa)")] = 0.1,
     max_steps: Annotated[int, typer.Option()] = 500,
