@@ -137,3 +137,41 @@ def test_unknown_property_error_is_one_clean_line():
     result = CliRunner().invoke(app, ["train", "--property", "foo"])
     assert result.exit_code == 2
     assert "error: unknown property 'foo'; valid names: formation_energy" in result.output
+
+
+def test_predict_with_several_models_gives_their_mean_and_spread(trained, tmp_path):
+    root = tmp_path / "models"
+    for seed, props in (("7", ["--all-properties"]), ("8", ["--property", "formation_energy"])):
+        result = invoke("train", "--algorithm", "cgcnn", "--level", "smoke", *props,
+                        "--epochs", "2", "--max-samples", "60", "--seed", seed,
+                        "--output-root", str(root), "--quiet")  # fmt: skip
+        assert result.exit_code == 0, result.output
+    other = next((root / "multitask_smoke_cgcnn").glob("run_*"))
+    single = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    for model, out in zip((trained, other), single, strict=True):
+        result = invoke("predict", "--model", str(model), "--dir", str(EXAMPLES),
+                        "--output", str(out))  # fmt: skip
+        assert result.exit_code == 0, result.output
+    out = tmp_path / "ensemble.csv"
+    result = invoke("predict", "--model", str(trained), "--model", str(other),
+                    "--dir", str(EXAMPLES), "--output", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    a, b, both = (pd.read_csv(p) for p in (*single, out))
+    assert list(both["file"]) == list(a["file"])
+    for name in ("formation_energy", "bulk_modulus", "ehull"):
+        # the CSVs keep 6 significant digits
+        pd.testing.assert_series_equal(both[name], (a[name] + b[name]) / 2, rtol=1e-4,
+                                       atol=1e-5, check_names=False)  # fmt: skip
+        spread = (a[name] - b[name]).abs() / 2**0.5  # the standard deviation of two values
+        pd.testing.assert_series_equal(both[f"{name}_std"], spread, rtol=1e-4, atol=1e-5,
+                                       check_names=False)  # fmt: skip
+        assert (both[f"{name}_std"] > 0).any()  # two seeds disagree somewhere
+
+    printed = invoke("predict", "--model", str(trained), "--model", str(other),
+                     "--cif", str(EXAMPLES / "JVASP-934_Nb.cif"))  # fmt: skip
+    assert printed.exit_code == 0 and "±" in printed.output
+
+    specialist = next((root / "formation_energy_smoke_cgcnn").glob("run_*"))
+    result = invoke("predict", "--model", str(trained), "--model", str(specialist),
+                    "--cif", str(EXAMPLES / "JVASP-934_Nb.cif"))  # fmt: skip
+    assert result.exit_code != 0 and "same properties" in result.output

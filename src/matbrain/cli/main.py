@@ -411,7 +411,13 @@ def _header_target(dataset: str | None) -> str:
 
 @app.command("predict")
 def predict_cmd(
-    model: Annotated[Path, typer.Option(help="run folder or its best.pt")],
+    model: Annotated[
+        list[Path],
+        typer.Option(
+            help="run folder or its best.pt; repeat it for an ensemble (the mean of the models, "
+            "and their spread as {property}_std columns)"
+        ),
+    ],
     cif: Annotated[
         Path | None, typer.Option(help="one structure file (CIF, POSCAR, extxyz)")
     ] = None,
@@ -426,14 +432,20 @@ def predict_cmd(
     Files that cannot be read are reported by name and skipped; the rest are predicted.
 
     Example: matbrain predict --model models/multitask_smoke_e3nn/run_X --dir cifs/ --output preds.csv
+
+    Ensemble: --model RUN_A --model RUN_B ... (e.g. one property trained with several --seed).
     """
-    from matbrain.inference import Predictor, structure_files
+    from matbrain.inference import EnsemblePredictor, Predictor, structure_files
 
     try:
         if (cif is None) == (dir is None):
             raise ValueError("give exactly one of --cif FILE or --dir FOLDER")
         paths = [cif] if cif is not None else structure_files(cast(Path, dir))  # one is set
-        predictor = Predictor.from_path(model, device=device)
+        predictor: Predictor | EnsemblePredictor = (
+            Predictor.from_path(model[0], device=device)
+            if len(model) == 1
+            else EnsemblePredictor.from_paths(list(model), device=device)
+        )
         result = predictor.predict_files(paths)
     except EXPECTED_ERRORS as exc:
         _fail(exc)
@@ -452,7 +464,8 @@ def predict_cmd(
         for _, row in result.table.iterrows():
             console.print(f"[bold]{row['file']}[/] ({row['formula']})")
             for name in predictor.columns:
-                console.print(f"  {name:<16} {row[name]:>12.4f} {units[name]}")
+                spread = f" ± {row[name + '_std']:.4f}" if f"{name}_std" in row else ""
+                console.print(f"  {name:<16} {row[name]:>12.4f}{spread} {units[name]}")
 
 
 @app.command("runs")
