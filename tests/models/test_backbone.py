@@ -12,7 +12,7 @@ from ase.build import bulk
 
 from matbrain.inference import Predictor
 from matbrain.models.artifact import load_artifact
-from matbrain.models.backbone import featurize
+from matbrain.models.backbone import backbone_version, featurize
 from matbrain.training.config import resolve_config
 from matbrain.training.pipeline import run_training
 
@@ -35,8 +35,6 @@ def test_untouched_backbone_reproduces_the_potentials_own_energy(backbone):
 
 
 def test_sevennet_l3i5_is_its_own_model():
-    from matbrain.models.backbone import backbone_version
-
     atoms = bulk("NaCl", "rocksalt", a=5.5)
     atoms.rattle(0.05, seed=1)
     (small,), _ = featurize([atoms], "sevennet")
@@ -51,25 +49,32 @@ def test_sevennet_l3i5_is_its_own_model():
     assert "SevenNet-0" in backbone_version("sevennet")
 
 
-def test_both_universal_potentials_side_by_side(tmp_path):
+@pytest.mark.parametrize(
+    "sevennet_model", [("sevennet", "SevenNet-0"), ("sevennet-l3i5", "SevenNet-l3i5")]
+)
+def test_both_universal_potentials_side_by_side(sevennet_model, tmp_path):
+    name, label = sevennet_model
     atoms = bulk("NaCl", "rocksalt", a=5.5)
     atoms.rattle(0.05, seed=2)
-    (both,), _ = featurize([atoms], "chgnet+sevennet")
+    (both,), _ = featurize([atoms], f"chgnet+{name}")
     (chgnet,), _ = featurize([atoms], "chgnet")
-    (sevennet,), _ = featurize([atoms], "sevennet")
+    (sevennet,), _ = featurize([atoms], name)
     assert both is not None and chgnet is not None and sevennet is not None
     np.testing.assert_allclose(both.features, np.concatenate([chgnet.features, sevennet.features]),
                                rtol=1e-5, atol=1e-6)  # fmt: skip
     assert both.energy_per_atom == pytest.approx(
         (chgnet.energy_per_atom + sevennet.energy_per_atom) / 2, abs=1e-6
     )
+    assert label in backbone_version(f"chgnet+{name}")
+    if name != "sevennet":  # one training run is enough: the combined models share their code
+        return
     overrides = {"properties": ["formation_energy"], "max_samples": 60, "epochs": 3,
                  "output_root": str(tmp_path)}  # fmt: skip
-    result = run_training(resolve_config("chgnet+sevennet", "smoke", overrides=overrides),
+    result = run_training(resolve_config(f"chgnet+{name}", "smoke", overrides=overrides),
                           progress=False)  # fmt: skip
     predictor = Predictor.from_path(result.run_dir)
     hyper = predictor.loaded.metadata["hyperparameters"]
-    assert hyper["backbone"] == "chgnet+sevennet" and "SevenNet-0" in hyper["backbone_version"]
+    assert hyper["backbone"] == f"chgnet+{name}" and label in hyper["backbone_version"]
     assert np.isfinite(predictor.predict_atoms([atoms])).all()
 
 

@@ -270,14 +270,22 @@ def _mace_features(path: str) -> Featurizer:
     return featurize
 
 
-BACKBONE_NAMES = ("chgnet", "sevennet", "sevennet-l3i5", "chgnet+sevennet", "mace")
+# CHGNet together with a SevenNet: "chgnet+" and the SevenNet's backbone name
+COMBINED = {f"chgnet+{name}": name for name in SEVENNET_MODELS}
+BACKBONE_NAMES = ("chgnet", *SEVENNET_MODELS, *COMBINED, "mace")
 
 
-def _chgnet_and_sevennet_features(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
-    """Both offline universal potentials at once: their features side by side, the mean of their
-    energies per atom (two views of a structure whose errors partly cancel)."""
-    pairs = zip(_chgnet_features(structures), _sevennet_features()(structures), strict=True)
-    return [(np.concatenate([fa, fb]), (ea + eb) / 2) for (fa, ea), (fb, eb) in pairs]
+def _chgnet_and_sevennet_features(model: str) -> Featurizer:
+    """CHGNet and a SevenNet at once: their features side by side, the mean of their energies
+    per atom (two views of a structure whose errors partly cancel)."""
+
+    def featurize(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
+        pairs = zip(
+            _chgnet_features(structures), _sevennet_features(model)(structures), strict=True
+        )
+        return [(np.concatenate([fa, fb]), (ea + eb) / 2) for (fa, ea), (fb, eb) in pairs]
+
+    return featurize
 
 
 def featurizer(backbone: str, base_model: str | None = None) -> Featurizer:
@@ -285,8 +293,8 @@ def featurizer(backbone: str, base_model: str | None = None) -> Featurizer:
         return _chgnet_features
     if backbone in SEVENNET_MODELS:
         return _sevennet_features(SEVENNET_MODELS[backbone][0])
-    if backbone == "chgnet+sevennet":
-        return _chgnet_and_sevennet_features
+    if backbone in COMBINED:
+        return _chgnet_and_sevennet_features(SEVENNET_MODELS[COMBINED[backbone]][0])
     if backbone == "mace":
         if not base_model:
             raise ValueError(
@@ -304,8 +312,8 @@ def backbone_version(backbone: str, base_model: str | None = None) -> str:
         return f"chgnet {version('chgnet')}, CHGNet {_chgnet_model().version}"
     if backbone in SEVENNET_MODELS:
         return f"sevenn {version('sevenn')}, {SEVENNET_MODELS[backbone][1]}"
-    if backbone == "chgnet+sevennet":
-        return f"{backbone_version('chgnet')} + {backbone_version('sevennet')}"
+    if backbone in COMBINED:
+        return f"{backbone_version('chgnet')} + {backbone_version(COMBINED[backbone])}"
     path = Path(str(base_model))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else base_model
     return f"mace-torch {version('mace-torch')}, {base_model} ({digest})"

@@ -16,6 +16,7 @@ _MODELS: dict[str, str] = {
     "sevennet": "matbrain.models.backbone:BackboneNet",
     "sevennet-l3i5": "matbrain.models.backbone:BackboneNet",
     "chgnet+sevennet": "matbrain.models.backbone:BackboneNet",
+    "chgnet+sevennet-l3i5": "matbrain.models.backbone:BackboneNet",
     "mace": "matbrain.models.backbone:BackboneNet",
 }
 MODEL_NAMES = tuple(_MODELS)

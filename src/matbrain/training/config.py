@@ -22,7 +22,14 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     algorithm: Literal[
-        "e3nn", "cgcnn", "chgnet", "sevennet", "sevennet-l3i5", "chgnet+sevennet", "mace"
+        "e3nn",
+        "cgcnn",
+        "chgnet",
+        "sevennet",
+        "sevennet-l3i5",
+        "chgnet+sevennet",
+        "chgnet+sevennet-l3i5",
+        "mace",
     ] = "e3nn"
     level: Literal["smoke", "lite", "std", "pro", "max", "competition"] = "smoke"
     properties: list[str] = Field(
