@@ -11,6 +11,7 @@ the same batch size and learning rate, and is scored on the same test materials.
     chgnet, sevennet heads on a frozen universal potential (weights in their wheels)
     sevennet-l3i5    heads on SevenNet-l3i5 (the sevenn wheel's larger model)
     chgnet+sevennet  heads on both (features side by side, mean energy)
+    chgnet+sevennet-l3i5  the same with SevenNet-l3i5
     chgnet-finetuned CHGNet fine-tuned end to end (encoder lr = lr x 0.1)
     alignn           the reference (needs ``pip install alignn``; installs without dgl)
 
@@ -45,6 +46,7 @@ KINDS = (
     "sevennet",
     "sevennet-l3i5",
     "chgnet+sevennet",
+    "chgnet+sevennet-l3i5",
     "alignn",
 )
 

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # matbrain's main job, end to end on the bundled JARVIS-DFT subset:
 #   set up -> build graphs (cached) -> train the most accurate model this budget allows: heads for
-#   all nine properties on the frozen universal potential CHGNet (its weights ship in its wheel)
-#   -> print the test MAE table -> predict the nine properties of examples/cifs into a CSV.
-# DEMO_ALGORITHM (chgnet | sevennet | chgnet+sevennet | e3nn | cgcnn), DEMO_LEVEL and DEMO_EPOCHS change the model
-# and budget (default: chgnet, level std, early stopping; ~2 min of training on 2 cores).
+#   all nine properties on two frozen universal potentials side by side, CHGNet and SevenNet-l3i5
+#   (their weights ship in their wheels) -> print the test MAE table -> predict the nine
+#   properties of examples/cifs into a CSV.
+# DEMO_ALGORITHM (chgnet+sevennet-l3i5 | chgnet | sevennet | sevennet-l3i5 | chgnet+sevennet | e3nn | cgcnn),
+# DEMO_LEVEL and DEMO_EPOCHS change the model and budget (default: chgnet+sevennet-l3i5, level
+# std, early stopping; ~5 min on 2 cores, most of it computing SevenNet-l3i5's features once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 VENV="${MATBRAIN_VENV:-.venv}"
 export OPENBLAS_NUM_THREADS=1
 MB="$VENV/bin/matbrain"
-ALGO="${DEMO_ALGORITHM:-chgnet}"
+ALGO="${DEMO_ALGORITHM:-chgnet+sevennet-l3i5}"
 LEVEL="${DEMO_LEVEL:-std}"
 EPOCHS_FLAG=()
 if [ -n "${DEMO_EPOCHS:-}" ]; then EPOCHS_FLAG=(--epochs "$DEMO_EPOCHS"); fi
