@@ -11,6 +11,7 @@ Same official split and 50-epoch recipe as ``bench/property_models.py``. Prints 
     python bench/backbone_heads.py --property formation_energy --algorithm chgnet+sevennet
     python bench/backbone_heads.py --algorithm sevennet-l3i5 --composition-kernel on \
         --seeds 42 1 2 3 4 5
+    python bench/backbone_heads.py --algorithm e3nn --seeds 42 1 2 3 4 5   # seed ensembles only
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def main() -> None:
     parser.add_argument("--composition-kernel", default="auto", choices=("auto", "on", "off"))
     args = parser.parse_args()
     seed_ensemble(args.property, args.algorithm, args.seeds, args.out, args.composition_kernel)
-    kernel_ridge(args.property, args.algorithm, args.out)
+    if args.algorithm not in ("e3nn", "cgcnn"):  # a graph network has no features to regress on
+        kernel_ridge(args.property, args.algorithm, args.out)
 
 
 if __name__ == "__main__":
