@@ -234,16 +234,24 @@ def _sevennet_calculator(model: str = "7net-0") -> Any:
     return calc
 
 
+def _one_by_one(
+    calc: Any, structures: Sequence[Atoms], pooled: Callable[[Atoms], np.ndarray]
+) -> list[tuple[np.ndarray, float]]:
+    """Each structure's pooled features (``pooled``, called after the energy) and energy per
+    atom from an ASE calculator."""
+    rows = []
+    for atoms in structures:
+        atoms = atoms.copy()
+        atoms.calc = calc
+        energy = atoms.get_potential_energy() / len(atoms)
+        rows.append((pooled(atoms), float(energy)))
+    return rows
+
+
 def _sevennet_features(model: str = "7net-0") -> Featurizer:
     def featurize(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
-        calc = _sevennet_calculator(model)
-        rows = []
-        for atoms in structures:
-            atoms = atoms.copy()
-            atoms.calc = calc
-            energy = atoms.get_potential_energy() / len(atoms)
-            rows.append((calc.captured["x"].cpu().numpy().mean(0), float(energy)))
-        return rows
+        calc = _sevennet_calculator(model)  # its hook captured the node features of the energy
+        return _one_by_one(calc, structures, lambda _: calc.captured["x"].cpu().numpy().mean(0))
 
     return featurize
 
@@ -258,14 +266,11 @@ def _mace_calculator(path: str) -> Any:
 def _mace_features(path: str) -> Featurizer:
     def featurize(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
         calc = _mace_calculator(path)
-        rows = []
-        for atoms in structures:
-            atoms = atoms.copy()
-            atoms.calc = calc
-            energy = atoms.get_potential_energy() / len(atoms)
-            descriptors = calc.get_descriptors(atoms, invariants_only=True)
-            rows.append((np.asarray(descriptors).mean(0), float(energy)))
-        return rows
+        return _one_by_one(
+            calc,
+            structures,
+            lambda atoms: np.asarray(calc.get_descriptors(atoms, invariants_only=True)).mean(0),
+        )
 
     return featurize
 

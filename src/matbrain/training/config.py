@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from matbrain.common.layering import given, pick, read_config_yaml
 from matbrain.data.graphs import GraphConfig
 from matbrain.properties import Property, custom_property, resolve_properties
-from matbrain.training.levels import level_preset, specialist_preset
+from matbrain.training.levels import ALGORITHMS, level_preset, specialist_preset
 
 
 class TrainConfig(BaseModel):
@@ -21,16 +21,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    algorithm: Literal[
-        "e3nn",
-        "cgcnn",
-        "chgnet",
-        "sevennet",
-        "sevennet-l3i5",
-        "chgnet+sevennet",
-        "chgnet+sevennet-l3i5",
-        "mace",
-    ] = "e3nn"
+    algorithm: str = "e3nn"  # one of levels.ALGORITHMS
     level: Literal["smoke", "lite", "std", "pro", "max", "competition"] = "smoke"
     properties: list[str] = Field(
         default_factory=lambda: [p.name for p in resolve_properties(None)]
@@ -140,6 +131,13 @@ class TrainConfig(BaseModel):
         if self.target_unit is not None:
             return [custom_property(self.properties[0], self.target_unit)]
         return resolve_properties(self.properties)
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, algorithm: str) -> str:
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}")
+        return algorithm
 
     @field_validator("property_weights")
     @classmethod

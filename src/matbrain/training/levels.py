@@ -33,14 +33,16 @@ LEVELS: dict[str, dict[str, dict[str, Any]]] = {
 
 # Universal-potential backbones (frozen features, see models/backbone.py): the heads are small, so
 # levels differ in epochs (a ceiling; early stopping ends them) rather than model size.
-for _backbone in (
+BACKBONES = (
     "chgnet",
     "sevennet",
     "sevennet-l3i5",
     "chgnet+sevennet",
     "chgnet+sevennet-l3i5",
     "mace",
-):
+)
+ALGORITHMS = ("e3nn", "cgcnn", *BACKBONES)
+for _backbone in BACKBONES:
     ALGORITHM_DEFAULTS[_backbone] = {
         "preset": "default",
         "batch_size": 32,
