@@ -124,7 +124,7 @@ def _sevennet(spec: str, device: str, dtype: str) -> LoadedPotential:
     import_e3nn()  # SevenNet imports e3nn, whose constants need the weights-only workaround
     from sevenn.calculator import SevenNetCalculator
 
-    name, label = SEVENNET_MODELS[spec.lower()]
+    name, label = SEVENNET_MODELS[spec.split(":", 1)[0].lower()]
     calc = SevenNetCalculator(name, device=pick_device(device))
     return LoadedPotential(
         calc, "sevennet", f"{label} (weights in the sevenn wheel)", _version("sevenn")
