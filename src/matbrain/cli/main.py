@@ -149,7 +149,8 @@ TRAIN_HELP = f"""Train a multi-task model, or a specialist (--property), and wri
 Algorithms: e3nn, cgcnn (graph networks trained from scratch); chgnet, sevennet (SevenNet-0),
 sevennet-l3i5 (heads on a frozen universal potential whose weights ship in its wheel: offline;
 sevennet-l3i5 with --composition-kernel on is the most accurate on formation energy);
-chgnet+sevennet (heads on both at once); mace (heads on a local MACE model, --base-model FILE).
+chgnet+sevennet, chgnet+sevennet-l3i5 (heads on CHGNet and a SevenNet at once; the latter is the
+demo's model); mace (heads on a local MACE model, --base-model FILE).
 
 Layering: package defaults < level < --config YAML < flags.
 
@@ -159,8 +160,8 @@ Multi-task levels, e3nn:
 Multi-task levels, cgcnn:
 {levels_table("cgcnn")}
 
-Multi-task levels, chgnet / sevennet[-l3i5] / chgnet+sevennet / mace (heads only; epochs a
-ceiling):
+Multi-task levels, chgnet / sevennet[-l3i5] / chgnet+sevennet[-l3i5] / mace (heads only;
+epochs a ceiling):
 {levels_table("chgnet")}
 
 Specialist levels (one property; --competition selects the competition profile):
@@ -201,8 +202,8 @@ def train_cmd(
     algorithm: Annotated[
         str | None,
         typer.Option(
-            help="e3nn | cgcnn | chgnet | sevennet | sevennet-l3i5 | chgnet+sevennet | mace "
-            "(default e3nn)"
+            help="e3nn | cgcnn | chgnet | sevennet | sevennet-l3i5 | chgnet+sevennet | "
+            "chgnet+sevennet-l3i5 | mace (default e3nn)"
         ),
     ] = None,
     level: Annotated[
