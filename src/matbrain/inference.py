@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,7 +14,7 @@ import torch
 from ase import Atoms
 
 from matbrain.common.devices import pick_device
-from matbrain.data.graphs import BadStructureError, build_graph
+from matbrain.data.graphs import BadStructureError, GraphConfig, build_graph
 from matbrain.data.structures import StructureReadError, is_structure_file, read_structure
 from matbrain.models.artifact import LoadedModel, load_artifact
 from matbrain.properties import physical_predictions
@@ -52,12 +54,23 @@ class Predictor:
         """Units of the predicted properties (a user-defined target keeps its own)."""
         return {p.name: p.unit for p in self.loaded.properties}
 
-    @torch.no_grad()
-    def predict_atoms(self, structures: list[Atoms]) -> np.ndarray:
-        """(n_structures, n_properties) predictions; raises BadStructureError for a bad structure."""
-        inputs = self.model.make_inputs(
+    def inputs_key(self) -> str:
+        """Models with equal keys build equal inputs for a structure (an ensemble shares them)."""
+        hyper = self.loaded.metadata["hyperparameters"]
+        return json.dumps([type(self.model).__name__, repr(self.loaded.graph), hyper],
+                          sort_keys=True, default=str)  # fmt: skip
+
+    def make_inputs(self, structures: list[Atoms]) -> list[Any]:
+        return self.model.make_inputs(
             structures, self.loaded.graph, self.loaded.metadata["hyperparameters"]
         )
+
+    @torch.no_grad()
+    def predict_atoms(self, structures: list[Atoms], inputs: list[Any] | None = None) -> np.ndarray:
+        """(n_structures, n_properties) predictions; raises BadStructureError for a bad structure.
+        ``inputs``: the model's inputs for ``structures``, when already built."""
+        if inputs is None:
+            inputs = self.make_inputs(structures)
         out = []
         for i in range(0, len(inputs), self.batch_size):
             batch = self.model.collate(inputs[i : i + self.batch_size]).to(self.device)
@@ -71,22 +84,38 @@ class Predictor:
 
     def predict_files(self, paths: list[Path]) -> PredictionResult:
         """Predict every readable file; unreadable or unphysical ones are reported and skipped."""
-        names, structures, skipped = [], [], {}
-        for path in paths:
-            try:
-                atoms = read_structure(path)
-                build_graph(atoms, self.loaded.graph)
-            except (StructureReadError, BadStructureError, FileNotFoundError) as exc:
-                skipped[path.name] = str(exc)
-                log.info("skipped %s: %s", path.name, exc)  # the caller reports it (once)
-                continue
-            names.append(path)
-            structures.append(atoms)
+        names, structures, skipped = read_structures(paths, [self.loaded.graph])
         values = self.predict_atoms(structures) if structures else np.zeros((0, len(self.columns)))
-        table = pd.DataFrame(values, columns=self.columns)
-        table.insert(0, "formula", [a.get_chemical_formula() for a in structures])
-        table.insert(0, "file", [p.name for p in names])
-        return PredictionResult(table=table, skipped=skipped)
+        return PredictionResult(_table(values, self.columns, names, structures), skipped)
+
+
+def read_structures(
+    paths: list[Path], graphs: list[GraphConfig]
+) -> tuple[list[Path], list[Atoms], dict[str, str]]:
+    """The files that read and make a graph under every one of ``graphs``; the others by name
+    with the reason."""
+    names, structures, skipped = [], [], {}
+    for path in paths:
+        try:
+            atoms = read_structure(path)
+            for graph in graphs:
+                build_graph(atoms, graph)
+        except (StructureReadError, BadStructureError, FileNotFoundError) as exc:
+            skipped[path.name] = str(exc)
+            log.info("skipped %s: %s", path.name, exc)  # the caller reports it (once)
+            continue
+        names.append(path)
+        structures.append(atoms)
+    return names, structures, skipped
+
+
+def _table(
+    values: np.ndarray, columns: list[str], names: list[Path], structures: list[Atoms]
+) -> pd.DataFrame:
+    table = pd.DataFrame(values, columns=columns)
+    table.insert(0, "formula", [a.get_chemical_formula() for a in structures])
+    table.insert(0, "file", [p.name for p in names])
+    return table
 
 
 class EnsemblePredictor:
@@ -121,26 +150,35 @@ class EnsemblePredictor:
     def units(self) -> dict[str, str]:
         return self.members[0].units()
 
+    def _each(self, structures: list[Atoms]) -> np.ndarray:
+        """(models, n_structures, n_properties), in the first model's column order; models that
+        build the same inputs (seeds of one recipe: the same backbone features) build them once."""
+        inputs: dict[str, list[Any]] = {}
+        out = []
+        for m in self.members:
+            key = m.inputs_key()
+            if key not in inputs:
+                inputs[key] = m.make_inputs(structures)
+            values = m.predict_atoms(structures, inputs[key])
+            out.append(values[:, [m.columns.index(c) for c in self.columns]])  # first's order
+        return np.stack(out)
+
     def predict_atoms(self, structures: list[Atoms]) -> np.ndarray:
         """(n_structures, n_properties): the mean over the models."""
-        return np.mean([m.predict_atoms(structures) for m in self.members], axis=0)
+        return self._each(structures).mean(0)
 
     def predict_files(self, paths: list[Path]) -> PredictionResult:
         """The mean per property and, with two models or more, their standard deviation."""
-        results = [m.predict_files(paths) for m in self.members]
-        table = results[0].table.copy()
-        for other in results[1:]:  # another model may reject a structure the first one took
-            if list(other.table["file"]) != list(table["file"]):
-                raise ValueError(
-                    "the models of an ensemble could not read the same structures; predict "
-                    "with each model alone to see which one skips what"
-                )
-        stacked = np.stack([r.table[self.columns].to_numpy(dtype=float) for r in results])
-        table[self.columns] = stacked.mean(0)
-        if len(results) > 1:
-            for j, name in enumerate(self.columns):
-                table[f"{name}_std"] = stacked[:, :, j].std(0, ddof=1)
-        return PredictionResult(table=table, skipped=results[0].skipped)
+        names, structures, skipped = read_structures(paths, [m.loaded.graph for m in self.members])
+        columns = self.columns
+        if not structures:
+            return PredictionResult(_table(np.zeros((0, len(columns))), columns, [], []), skipped)
+        each = self._each(structures)
+        table = _table(each.mean(0), columns, names, structures)
+        if len(self.members) > 1:
+            for j, name in enumerate(columns):
+                table[f"{name}_std"] = each[:, :, j].std(0, ddof=1)
+        return PredictionResult(table, skipped)
 
 
 def structure_files(folder: str | Path) -> list[Path]:
