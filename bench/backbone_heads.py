@@ -53,10 +53,8 @@ def seed_ensemble(
     records = {r["jid"]: r for r in load_jarvis_records()}
     atoms = [jarvis_atoms_to_ase(records[i]["atoms"]) for i in test["id"]]
     truth = test[f"{prop}_true"].to_numpy()
-    members = [Predictor.from_path(run) for run in runs]
-    each = np.stack([m.predict_atoms(atoms)[:, 0] for m in members])  # (seeds, test)
-    together = EnsemblePredictor(members).predict_atoms(atoms)[:, 0]
-    assert np.allclose(together, each.mean(0))
+    ensemble = EnsemblePredictor([Predictor.from_path(run) for run in runs])
+    each = ensemble.predict_each(atoms)[:, :, 0]  # (seeds, test); features built once
     for k in range(1, len(runs) + 1):
         maes = [
             np.abs(each[list(c)].mean(0) - truth).mean() for c in combinations(range(len(runs)), k)

@@ -150,7 +150,7 @@ class EnsemblePredictor:
     def units(self) -> dict[str, str]:
         return self.members[0].units()
 
-    def _each(self, structures: list[Atoms]) -> np.ndarray:
+    def predict_each(self, structures: list[Atoms]) -> np.ndarray:
         """(models, n_structures, n_properties), in the first model's column order; models that
         build the same inputs (seeds of one recipe: the same backbone features) build them once."""
         inputs: dict[str, list[Any]] = {}
@@ -165,7 +165,7 @@ class EnsemblePredictor:
 
     def predict_atoms(self, structures: list[Atoms]) -> np.ndarray:
         """(n_structures, n_properties): the mean over the models."""
-        return self._each(structures).mean(0)
+        return self.predict_each(structures).mean(0)
 
     def predict_files(self, paths: list[Path]) -> PredictionResult:
         """The mean per property and, with two models or more, their standard deviation."""
@@ -173,7 +173,7 @@ class EnsemblePredictor:
         columns = self.columns
         if not structures:
             return PredictionResult(_table(np.zeros((0, len(columns))), columns, [], []), skipped)
-        each = self._each(structures)
+        each = self.predict_each(structures)
         table = _table(each.mean(0), columns, names, structures)
         if len(self.members) > 1:
             for j, name in enumerate(columns):
