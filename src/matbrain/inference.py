@@ -16,6 +16,7 @@ from ase import Atoms
 from matbrain.common.devices import pick_device
 from matbrain.data.graphs import BadStructureError, GraphConfig, build_graph
 from matbrain.data.structures import StructureReadError, is_structure_file, read_structure
+from matbrain.data.symmetry import piezo_vanishes
 from matbrain.models.artifact import LoadedModel, load_artifact
 from matbrain.properties import physical_predictions
 
@@ -80,6 +81,7 @@ class Predictor:
             self.loaded.normalizer.denormalize(normalized),
             self.loaded.properties,
             [a.numbers for a in structures],
+            piezo_vanishes(structures) if "piezo_max_dij" in self.columns else None,
         )
 
     def predict_files(self, paths: list[Path]) -> PredictionResult:

@@ -139,13 +139,32 @@ def apply_elemental_identities(
     return out
 
 
+def apply_symmetry_zeros(
+    values: np.ndarray, properties: Sequence[Property], piezo_vanishes: np.ndarray | None
+) -> np.ndarray:
+    """Zero the piezoelectric coefficient of crystals whose point group forbids one
+    (``piezo_vanishes``, (n,) bool, from :func:`matbrain.data.symmetry.piezo_vanishes`)."""
+    names = [p.name for p in properties]
+    if piezo_vanishes is None or "piezo_max_dij" not in names:
+        return values
+    out = values.copy()
+    out[np.asarray(piezo_vanishes, bool), names.index("piezo_max_dij")] = 0.0
+    return out
+
+
 def physical_predictions(
-    values: np.ndarray, properties: Sequence[Property], numbers: Sequence[np.ndarray]
+    values: np.ndarray,
+    properties: Sequence[Property],
+    numbers: Sequence[np.ndarray],
+    piezo_vanishes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Predictions (n, n_properties) as matbrain reports them everywhere (a run's metrics and
     ``predict``): non-negative properties clipped at 0, then the identities of one-element
-    crystals; ``numbers``: the atomic numbers (or the distinct ones) of each structure."""
-    return apply_elemental_identities(clip_to_physical(values, properties), properties, numbers)
+    crystals and the zeros that symmetry imposes; ``numbers``: the atomic numbers (or the
+    distinct ones) of each structure; ``piezo_vanishes``: (n,) bool, the point group forbids
+    piezoelectricity (centrosymmetric or 432)."""
+    values = apply_elemental_identities(clip_to_physical(values, properties), properties, numbers)
+    return apply_symmetry_zeros(values, properties, piezo_vanishes)
 
 
 def property_names(props: Sequence[Property]) -> list[str]:

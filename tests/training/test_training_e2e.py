@@ -103,6 +103,32 @@ def test_a_run_scores_elements_as_predict_does(tmp_path):
     np.testing.assert_allclose(again, frame["formation_energy_pred"][elemental], atol=1e-4)
 
 
+def test_a_run_zeroes_piezo_where_symmetry_forbids_it_as_predict_does(tmp_path):
+    """Centrosymmetric crystals (and point group 432) have no piezoelectric tensor: the run's
+    predictions and ``matbrain predict`` both give them 0, the other crystals keep the model's
+    value."""
+    import pandas as pd
+
+    from matbrain.data.jarvis import load_jarvis_records
+    from matbrain.data.structures import jarvis_atoms_to_ase
+    from matbrain.data.symmetry import piezo_vanishes
+    from matbrain.inference import Predictor
+
+    overrides = {"epochs": 2, "properties": ["piezo_max_dij"], "composition_kernel": "off",
+                 "output_root": str(tmp_path)}  # fmt: skip
+    result = run_training(resolve_config("cgcnn", "smoke", overrides=overrides), progress=False)
+    frame = pd.read_csv(result.run_dir / "predictions" / "predictions.csv")
+    records = {r["jid"]: r for r in load_jarvis_records()}
+    atoms = [jarvis_atoms_to_ase(records[i]["atoms"]) for i in frame["id"]]
+    forbidden = piezo_vanishes(atoms)
+    assert 0 < forbidden.sum() < len(atoms)
+    assert (frame["piezo_max_dij_true"][forbidden] == 0).all()  # the DFT labels agree
+    assert (frame["piezo_max_dij_pred"][forbidden] == 0).all()
+    assert (frame["piezo_max_dij_pred"][~forbidden] > 0).all()
+    again = Predictor.from_path(result.run_dir).predict_atoms(atoms)[:, 0]
+    np.testing.assert_allclose(again, frame["piezo_max_dij_pred"], atol=1e-4)
+
+
 class _Interrupt:
     def __init__(self, after: int) -> None:
         self.after = after

@@ -20,6 +20,7 @@ from matbrain.common.runs import git_commit, new_run_dir, register_run
 from matbrain.data.shards import ShardedGraphSet
 from matbrain.data.sources import load_dataset
 from matbrain.data.splits import TEST, TRAIN, VAL, drop_outliers, make_split
+from matbrain.data.symmetry import piezo_vanishes
 from matbrain.models.artifact import load_artifact, save_artifact
 from matbrain.models.base import PropertyModel
 from matbrain.models.normalizer import Normalizer
@@ -81,6 +82,9 @@ def prepare_data(config: TrainConfig, progress: bool = True) -> tuple[PreparedDa
         targets=dataset.targets,
         split=split,
         normalizer=normalizer,
+        piezo_vanishes=piezo_vanishes(dataset.structures)
+        if "piezo_max_dij" in config.properties
+        else None,
     )
     for name, counts in split.summary(dataset)["labels"].items():
         if counts["train"] == 0:
@@ -256,6 +260,7 @@ def evaluate_run(
         data.normalizer.denormalize(trainer.predict_normalized(everything)),
         props,
         [trainer.model.elements_present(x) for x in data.graphs],
+        data.piezo_vanishes,
     )
     rows = property_metrics(props, predictions, data.targets, data.split)
     if not write:

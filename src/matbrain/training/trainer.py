@@ -45,6 +45,7 @@ class PreparedData:
     split: Split
     normalizer: Normalizer
     normalized: np.ndarray = field(init=False)
+    piezo_vanishes: np.ndarray | None = None  # (n,) bool: the point group forbids piezoelectricity
 
     def __post_init__(self) -> None:
         self.normalized = self.normalizer.normalize(self.targets)
