@@ -91,13 +91,15 @@ def run(
     multitask_properties: list[str] | None = None,
     composition_kernel: str = "auto",
     seeds: tuple[int, ...] = (42,),
+    backbone_layers: str = "all",
 ) -> list[dict]:
     from matbrain.data.jarvis import load_jarvis_records
     from matbrain.data.splits import TEST, TRAIN, VAL
     from matbrain.training.config import resolve_config
     from matbrain.training.pipeline import prepare_data, run_training
 
-    recipe = {**_overrides(epochs, batch_size, lr, out), "composition_kernel": composition_kernel}
+    recipe = {**_overrides(epochs, batch_size, lr, out), "composition_kernel": composition_kernel,
+              "backbone_layers": backbone_layers}  # fmt: skip
     rows = {p: done.get(p, {"property": p, "epochs": epochs}) for p in properties}
 
     def save() -> None:
@@ -229,6 +231,12 @@ def main() -> None:
         help="each model's kernel part (kernel ridge on the composition, and bonds for graphs)",
     )
     parser.add_argument(
+        "--backbone-layers",
+        default="all",
+        choices=["all", "last"],
+        help="backbone heads: every message-passing layer's invariant features, or the last's",
+    )
+    parser.add_argument(
         "--seeds",
         nargs="+",
         type=int,
@@ -256,7 +264,7 @@ def main() -> None:
         else None
     )
     rows = run(names, args.epochs, args.out, args.models, args.batch_size, args.lr, done, multi,
-               args.composition_kernel, tuple(args.seeds))  # fmt: skip
+               args.composition_kernel, tuple(args.seeds), args.backbone_layers)  # fmt: skip
     text = table(rows)
     print(text)
     (args.out / "property_models.json").write_text(json.dumps(rows, indent=1))

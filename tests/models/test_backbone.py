@@ -50,6 +50,27 @@ def test_sevennet_l3i5_is_its_own_model():
 
 
 @pytest.mark.parametrize(
+    "backbone, n_layers, width", [("chgnet", 4, 64), ("sevennet-l3i5", 5, 128)]
+)
+def test_every_layers_features_end_with_the_last_layers(backbone, n_layers, width):
+    """``all`` puts each message-passing layer's invariant features side by side (the earlier
+    layers first): the last block is exactly what ``last`` gives, the earlier ones add to it."""
+    atoms = bulk("NaCl", "rocksalt", a=5.5)
+    atoms.rattle(0.05, seed=3)
+    (every,), _ = featurize([atoms], backbone, layers="all")
+    (last,), _ = featurize([atoms], backbone, layers="last")
+    assert every is not None and last is not None
+    assert every.features.shape == (n_layers * width,)
+    np.testing.assert_allclose(every.features[-len(last.features) :], last.features, atol=1e-5)
+    earlier = every.features[: -len(last.features)].reshape(-1, width)
+    assert len(earlier) == n_layers - len(last.features) // width
+    assert all(not np.allclose(block, last.features[:width], atol=1e-3) for block in earlier)
+    assert every.energy_per_atom == pytest.approx(last.energy_per_atom, abs=1e-6)
+    with pytest.raises(ValueError, match="valid: all, last"):
+        featurize([atoms], backbone, layers="first")
+
+
+@pytest.mark.parametrize(
     "sevennet_model", [("sevennet", "SevenNet-0"), ("sevennet-l3i5", "SevenNet-l3i5")]
 )
 def test_both_universal_potentials_side_by_side(sevennet_model, tmp_path):

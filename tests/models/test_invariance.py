@@ -14,7 +14,13 @@ from matbrain.models.backbone import BackboneNet
 
 CONFIG = GraphConfig(cutoff_A=5.0, max_neighbors=12)
 # every model that needs no file beside it (mace as a backbone needs a local .model)
-MODELS = ("cgcnn", "e3nn", "e3nn-cgcnn-atoms", "chgnet", "sevennet")
+MODELS = ("cgcnn", "e3nn", "e3nn-cgcnn-atoms", "chgnet", "sevennet", "chgnet-all", "sevennet-all")
+BACKBONES = {  # name: (backbone, feature layers, feature dimension)
+    "chgnet": ("chgnet", "last", 128),
+    "sevennet": ("sevennet", "last", 128),
+    "chgnet-all": ("chgnet", "all", 256),
+    "sevennet-all": ("sevennet", "all", 640),
+}
 
 
 def predict(model, structures: list[Atoms]) -> np.ndarray:
@@ -27,9 +33,9 @@ def predict(model, structures: list[Atoms]) -> np.ndarray:
 @pytest.fixture(params=MODELS)
 def model(request):
     torch.manual_seed(0)
-    if request.param in ("chgnet", "sevennet"):
-        feature_dim = {"chgnet": 128, "sevennet": 128}[request.param]
-        m = BackboneNet(3, backbone=request.param, feature_dim=feature_dim, hubbard_u=True)
+    if request.param in BACKBONES:
+        backbone, layers, dim = BACKBONES[request.param]
+        m = BackboneNet(3, backbone, feature_dim=dim, hubbard_u=True, feature_layers=layers)
         for mlp in m.heads.mlp:  # a trained-looking head: not the zero start
             torch.nn.init.normal_(mlp[-1].weight, std=0.3)
         for lin in m.heads.baseline:

@@ -253,6 +253,13 @@ def train_cmd(
         str | None,
         typer.Option(help="chgnet/sevennet/mace: frozen (default) | finetune (chgnet, end to end)"),
     ] = None,
+    backbone_layers: Annotated[
+        str | None,
+        typer.Option(
+            help="chgnet/sevennet backbones: all (default; every message-passing layer's "
+            "invariant features) | last (the last layers only, as models before 2026-12-06)"
+        ),
+    ] = None,
     composition_kernel: Annotated[
         str | None,
         typer.Option(
@@ -355,6 +362,7 @@ def train_cmd(
             "base_model": base_model,
             "finetune_from": finetune_from,
             "backbone_mode": backbone_mode,
+            "backbone_layers": backbone_layers,
             "composition_kernel": composition_kernel,
             "freeze_encoder_epochs": freeze_encoder_epochs,
             "encoder_lr_factor": encoder_lr_factor,

@@ -190,28 +190,47 @@ def chgnet_graphs(structures: Sequence[Atoms]) -> list[Any]:
     return [converter(AseAtomsAdaptor.get_structure(a)) for a in structures]
 
 
-def _chgnet_features(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
-    """CHGNet's crystal feature and mean atom feature after its last layer (64 + 64), energy/atom."""
-    from pymatgen.io.ase import AseAtomsAdaptor
+def _chgnet_features(layers: str = "last") -> Featurizer:
+    """CHGNet's crystal feature and mean atom feature after its last two layers (64 + 64) and,
+    with ``all``, the mean atom feature after each earlier atom convolution (64 each, first);
+    energy per atom."""
 
-    model = _chgnet_model()
-    out = model.predict_structure(
-        [AseAtomsAdaptor.get_structure(a) for a in structures],
-        task="e",
-        return_atom_feas=True,
-        return_crystal_feas=True,
-        batch_size=16,
-    )
-    out = out if isinstance(out, list) else [out]
-    return [
-        (
-            chgnet_pooled(
+    def featurize(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        model = _chgnet_model()
+        earlier = list(model.atom_conv_layers[:-2]) if layers == "all" else []
+        captured: list[list[torch.Tensor]] = [[] for _ in earlier]
+        hooks = [
+            layer.register_forward_hook(
+                lambda module, args, out, k=k: captured[k].append(out.detach())
+            )
+            for k, layer in enumerate(earlier)
+        ]
+        try:
+            out = model.predict_structure(
+                [AseAtomsAdaptor.get_structure(a) for a in structures],
+                task="e",
+                return_atom_feas=True,
+                return_crystal_feas=True,
+                batch_size=16,
+            )
+        finally:
+            for hook in hooks:
+                hook.remove()
+        out = out if isinstance(out, list) else [out]
+        sizes = [len(a) for a in structures]  # predict_structure keeps the order
+        per_layer = [torch.cat(c).split(sizes) for c in captured]
+        rows = []
+        for i, o in enumerate(out):
+            last = chgnet_pooled(
                 torch.from_numpy(o["crystal_fea"][None]), [torch.from_numpy(o["atom_fea"])]
-            )[0].numpy(),
-            float(o["e"]),
-        )
-        for o in out
-    ]
+            )[0]
+            means = [atoms_fea[i].mean(0) for atoms_fea in per_layer]
+            rows.append((torch.cat([*means, last]).numpy(), float(o["e"])))
+        return rows
+
+    return featurize
 
 
 @lru_cache(maxsize=2)
@@ -222,7 +241,7 @@ def _sevennet_calculator(model: str = "7net-0") -> Any:
     from sevenn.calculator import SevenNetCalculator
 
     calc = SevenNetCalculator(model, device="cpu")
-    captured: dict[str, torch.Tensor] = {}
+    captured: dict[str, Any] = {"layers": {}}
 
     def grab(module: nn.Module, args: tuple[Any, ...]) -> None:
         captured["x"] = args[0]["x"].detach().clone()  # node features after the last layer
@@ -230,8 +249,27 @@ def _sevennet_calculator(model: str = "7net-0") -> Any:
     network = calc.model
     assert network is not None  # loaded by the calculator's __init__
     network.get_submodule("reduce_input_to_hidden").register_forward_pre_hook(grab)
-    setattr(calc, "captured", captured)  # noqa: B010  (the calculator carries its hook's output)
+    gates: list[Any] = [m for n, m in network.named_children() if n.endswith("_equivariant_gate")]
+    for k, gate in enumerate(gates):
+        columns = _scalar_columns(gate.gate.irreps_out)
+
+        def grab_layer(
+            module: nn.Module, args: Any, out: dict[str, Any], k: int = k, cols: Any = columns
+        ) -> None:
+            captured["layers"][k] = out["x"][:, cols].detach().clone()
+
+        gate.register_forward_hook(grab_layer)
+    setattr(calc, "captured", captured)  # noqa: B010  (the calculator carries its hooks' output)
     return calc
+
+
+def _scalar_columns(irreps: Any) -> list[int]:
+    """Columns of the invariant (0e) channels of features laid out as ``irreps`` (e3nn)."""
+    columns: list[int] = []
+    for (mul, ir), part in zip(irreps, irreps.slices(), strict=True):
+        if ir.l == 0 and ir.p == 1:
+            columns += range(part.start, part.start + mul)
+    return columns
 
 
 def _one_by_one(
@@ -248,10 +286,19 @@ def _one_by_one(
     return rows
 
 
-def _sevennet_features(model: str = "7net-0") -> Featurizer:
+def _sevennet_features(model: str = "7net-0", layers: str = "last") -> Featurizer:
+    """Node features after the last layer (``last``), or the invariant channels after every
+    interaction layer side by side (``all``), averaged over atoms."""
+
+    def pooled(calc: Any) -> np.ndarray:
+        if layers == "last":
+            return calc.captured["x"].cpu().numpy().mean(0)
+        per_layer = calc.captured["layers"]
+        return torch.cat([per_layer[k].mean(0) for k in sorted(per_layer)]).cpu().numpy()
+
     def featurize(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
-        calc = _sevennet_calculator(model)  # its hook captured the node features of the energy
-        return _one_by_one(calc, structures, lambda _: calc.captured["x"].cpu().numpy().mean(0))
+        calc = _sevennet_calculator(model)  # its hooks captured the node features of the energy
+        return _one_by_one(calc, structures, lambda _: pooled(calc))
 
     return featurize
 
@@ -280,26 +327,35 @@ COMBINED = {f"chgnet+{name}": name for name in SEVENNET_MODELS}
 BACKBONE_NAMES = ("chgnet", *SEVENNET_MODELS, *COMBINED, "mace")
 
 
-def _chgnet_and_sevennet_features(model: str) -> Featurizer:
+def _chgnet_and_sevennet_features(model: str, layers: str = "last") -> Featurizer:
     """CHGNet and a SevenNet at once: their features side by side, the mean of their energies
     per atom (two views of a structure whose errors partly cancel)."""
 
     def featurize(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
         pairs = zip(
-            _chgnet_features(structures), _sevennet_features(model)(structures), strict=True
+            _chgnet_features(layers)(structures),
+            _sevennet_features(model, layers)(structures),
+            strict=True,
         )
         return [(np.concatenate([fa, fb]), (ea + eb) / 2) for (fa, ea), (fb, eb) in pairs]
 
     return featurize
 
 
-def featurizer(backbone: str, base_model: str | None = None) -> Featurizer:
+LAYER_CHOICES = ("all", "last")
+
+
+def featurizer(backbone: str, base_model: str | None = None, layers: str = "last") -> Featurizer:
+    """The featurizer of a backbone; ``layers``: every message-passing layer's invariant
+    features (``all``) or the last layers' only (``last``; MACE always gives every layer's)."""
+    if layers not in LAYER_CHOICES:
+        raise ValueError(f"unknown backbone layers {layers!r}; valid: {', '.join(LAYER_CHOICES)}")
     if backbone == "chgnet":
-        return _chgnet_features
+        return _chgnet_features(layers)
     if backbone in SEVENNET_MODELS:
-        return _sevennet_features(SEVENNET_MODELS[backbone][0])
+        return _sevennet_features(SEVENNET_MODELS[backbone][0], layers)
     if backbone in COMBINED:
-        return _chgnet_and_sevennet_features(SEVENNET_MODELS[COMBINED[backbone]][0])
+        return _chgnet_and_sevennet_features(SEVENNET_MODELS[COMBINED[backbone]][0], layers)
     if backbone == "mace":
         if not base_model:
             raise ValueError(
@@ -330,9 +386,10 @@ def featurize(
     base_model: str | None = None,
     progress: bool = False,
     chunk: int = 32,
+    layers: str = "last",
 ) -> tuple[list[BackboneInput | None], list[str]]:
     """Inputs of every structure; ``None`` and the reason where the backbone fails on one."""
-    raw = featurizer(backbone, base_model)
+    raw = featurizer(backbone, base_model, layers)
 
     def run(part: list[Atoms]) -> list[tuple[np.ndarray, float]]:
         with torch.enable_grad():  # potentials take forces as gradients, even when we do not
@@ -387,7 +444,11 @@ def _structure_key(atoms: Atoms) -> str:
 
 
 def dataset_features(
-    dataset: Any, backbone: str, base_model: str | None = None, progress: bool = True
+    dataset: Any,
+    backbone: str,
+    base_model: str | None = None,
+    progress: bool = True,
+    layers: str = "last",
 ) -> InputSet:
     """Backbone inputs of every structure of a dataset, cached on disk per structure.
 
@@ -396,10 +457,10 @@ def dataset_features(
     property's labelled subset of one database) featurize each structure once. Structures the
     backbone fails on are reported and skipped (not cached: a fixed backbone may take them).
     """
-    version = json.dumps(
-        {"backbone": backbone_version(backbone, base_model), "format": FEATURE_FORMAT_VERSION}
-    )
-    version_key = hashlib.sha256(version.encode()).hexdigest()[:16]
+    recipe = {"backbone": backbone_version(backbone, base_model), "format": FEATURE_FORMAT_VERSION}
+    if layers != "last" and backbone != "mace":  # the last layers' cache keeps its old key
+        recipe["layers"] = layers
+    version_key = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:16]
     path = cache_root() / "features" / f"features-{backbone}-{version_key}.npz"
     cached: dict[str, BackboneInput] = {}
     if path.exists():
@@ -413,7 +474,11 @@ def dataset_features(
     skipped: dict[str, str] = {}
     if missing:
         inputs, reasons = featurize(
-            [dataset.structures[i] for i in missing], backbone, base_model, progress=progress
+            [dataset.structures[i] for i in missing],
+            backbone,
+            base_model,
+            progress=progress,
+            layers=layers,
         )
         for i, x, reason in zip(missing, inputs, reasons, strict=True):
             if x is None:
@@ -437,6 +502,12 @@ def _write_feature_cache(path: Path, cached: dict[str, BackboneInput]) -> None:
             energy=np.array([cached[k].energy_per_atom for k in keys]),
             composition=np.stack([cached[k].composition for k in keys]),
         )
+
+
+def feature_layers(config: Any) -> str:
+    """The layers a config's backbone features come from: fine-tuned end to end, the encoder's
+    own forward pass gives the last layers' features, so the frozen start must match them."""
+    return "last" if config.backbone_mode == "finetune" else config.backbone_layers
 
 
 # ------------------------------------------------------------------ the model
@@ -495,6 +566,7 @@ class BackboneNet(PropertyModel):
         n_kernel_points: int = 0,
         kernel_descriptors: str = "cgcnn",
         hubbard_u: bool = False,
+        feature_layers: str = "last",
     ) -> None:
         super().__init__(n_properties, **constructor_arguments(locals()))
         self.hubbard_u = hubbard_u  # the U-shift column in the linear part (False: older models)
@@ -535,12 +607,15 @@ class BackboneNet(PropertyModel):
             n_kernel_points=n_kernel_points(config, data),
             kernel_descriptors="composition",  # the potential's features carry the structure
             hubbard_u=True,
+            feature_layers=feature_layers(config),
             **hyper,
         )
 
     @classmethod
     def dataset_inputs(cls, dataset: Any, config: Any, progress: bool = True) -> InputSet:
-        frozen = dataset_features(dataset, config.algorithm, config.base_model, progress)
+        frozen = dataset_features(
+            dataset, config.algorithm, config.base_model, progress, feature_layers(config)
+        )
         if config.backbone_mode != "finetune":
             return frozen
         if config.algorithm != "chgnet":
@@ -568,7 +643,10 @@ class BackboneNet(PropertyModel):
         cls, structures: Sequence[Atoms], graph: GraphConfig, hyperparameters: dict[str, Any]
     ) -> list[Any]:
         inputs, reasons = featurize(
-            structures, hyperparameters["backbone"], hyperparameters.get("base_model")
+            structures,
+            hyperparameters["backbone"],
+            hyperparameters.get("base_model"),
+            layers=hyperparameters.get("feature_layers", "last"),  # "last" before 2026-12-06
         )
         usable: list[BackboneInput] = []
         for x, reason in zip(inputs, reasons, strict=True):

@@ -90,6 +90,12 @@ class TrainConfig(BaseModel):
         description="universal-potential backbone: frozen features, or fine-tuned end to end "
         "(chgnet; the encoder's lr is lr x encoder_lr_factor)",
     )
+    backbone_layers: Literal["all", "last"] = Field(
+        "all",
+        description="universal-potential backbone (frozen): the invariant features of every "
+        "message-passing layer, averaged over atoms and side by side (all), or of the last "
+        "layers only (last: models before 2026-12-06); MACE always gives every layer's",
+    )
     composition_kernel: Literal["auto", "on", "off"] = Field(
         "auto",
         description="every model: a part per property fitted in closed form by kernel ridge "
