@@ -188,7 +188,8 @@ def test_chgnet_finetune_starts_at_the_frozen_model_and_trains_the_encoder(tmp_p
     model = build_model(cfg, data)
     for mlp in model.heads.mlp:  # a non-trivial head, so that the features matter
         torch.nn.init.normal_(mlp[-1].weight, std=0.5)
-    frozen_cfg = cfg.model_copy(update={"backbone_mode": "frozen"})
+    # fine-tuned end to end, CHGNet's own forward pass gives the last layers' features
+    frozen_cfg = cfg.model_copy(update={"backbone_mode": "frozen", "backbone_layers": "last"})
     frozen_data, _ = prepare_data(frozen_cfg, progress=False)
     frozen = build_model(frozen_cfg, frozen_data)
     frozen.load_state_dict(
