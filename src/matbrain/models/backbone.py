@@ -246,24 +246,20 @@ def _sevennet_calculator(model: str = "7net-0") -> Any:
     from sevenn.calculator import SevenNetCalculator
 
     calc = SevenNetCalculator(model, device="cpu")
-    captured: dict[str, Any] = {"layers": {}}
-
-    def grab(module: nn.Module, args: tuple[Any, ...]) -> None:
-        captured["x"] = args[0]["x"].detach().clone()  # node features after the last layer
-
     network = calc.model
     assert network is not None  # loaded by the calculator's __init__
-    network.get_submodule("reduce_input_to_hidden").register_forward_pre_hook(grab)
     gates: list[Any] = [m for n, m in network.named_children() if n.endswith("_equivariant_gate")]
+    # the invariant node features after each interaction layer; the last gate's output (all
+    # scalars) is what the energy read-out takes
+    captured: list[torch.Tensor | None] = [None] * len(gates)
     for k, gate in enumerate(gates):
         columns = _scalar_columns(gate.gate.irreps_out)
 
-        def grab_layer(
-            module: nn.Module, args: Any, out: dict[str, Any], k: int = k, cols: Any = columns
-        ) -> None:
-            captured["layers"][k] = out["x"][:, cols].detach().clone()
+        def grab(module: nn.Module, args: Any, out: dict[str, Any], k: int = k,
+                 cols: Any = columns) -> None:  # fmt: skip
+            captured[k] = out["x"][:, cols].detach().clone()
 
-        gate.register_forward_hook(grab_layer)
+        gate.register_forward_hook(grab)
     setattr(calc, "captured", captured)  # noqa: B010  (the calculator carries its hooks' output)
     return calc
 
@@ -296,10 +292,8 @@ def _sevennet_features(model: str = "7net-0", layers: str = "last") -> Featurize
     interaction layer side by side (``all``), averaged over atoms."""
 
     def pooled(calc: Any) -> np.ndarray:
-        if layers == "last":
-            return calc.captured["x"].cpu().numpy().mean(0)
-        per_layer = calc.captured["layers"]
-        return torch.cat([per_layer[k].mean(0) for k in sorted(per_layer)]).cpu().numpy()
+        per_layer = calc.captured if layers == "all" else calc.captured[-1:]
+        return torch.cat([x.mean(0) for x in per_layer]).cpu().numpy()
 
     def featurize(structures: Sequence[Atoms]) -> list[tuple[np.ndarray, float]]:
         calc = _sevennet_calculator(model)  # its hooks captured the node features of the energy
