@@ -281,3 +281,18 @@ def test_each_head_on_a_frozen_backbone_keeps_its_own_best_epoch(tmp_path):
         else:  # clipping at zero (moduli, hull energies) can only lower the error
             assert metrics.loc[name, "val_mae"] <= lowest * (1 + 1e-4)
     assert len(set(summary["best_epoch_per_property"].values())) > 1  # a joint epoch would not do
+
+
+def test_a_backbones_kernel_part_compares_structures_when_it_is_on():
+    """``on``: the part compares the composition and the crystal graph's bond and cell
+    statistics; ``auto`` (whose stand-in check misjudges such a part) and ``off``: the
+    composition only, as models saved before it."""
+    from matbrain.models.backbone import kernel_descriptors
+
+    def kind(mode: str) -> str:
+        return kernel_descriptors(
+            resolve_config("chgnet", "smoke", overrides={"composition_kernel": mode})
+        )
+
+    assert kind("on") == "composition+structure"
+    assert kind("auto") == kind("off") == "composition"

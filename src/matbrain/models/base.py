@@ -208,11 +208,13 @@ class PropertyModel(nn.Module):
             return out
         part = batch.kernel
         if part is None:
-            bonds = None
-            if self.kernel.needs_bonds:
-                bonds = batch_bond_descriptors(batch, cell=self.kernel.needs_cell)
+            bonds = self.kernel_structure(batch) if self.kernel.needs_bonds else None
             part = self.kernel(fractions, bonds)
         return out + part.to(out.dtype)
+
+    def kernel_structure(self, batch: Any) -> torch.Tensor:
+        """The bond (and cell) statistics the kernel part compares, of a batch's structures."""
+        return batch_bond_descriptors(batch, cell=self.kernel.needs_cell)
 
     def independent_heads(self) -> list[tuple[str, ...]] | None:
         """Per property, the state-dict prefixes of its own weights, when nothing else trains

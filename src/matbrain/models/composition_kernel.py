@@ -9,9 +9,10 @@ that compares compositions directly carries what the training set knows about a 
 its neighbours to a new structure. What it compares (``DESCRIPTOR_SETS``): Magpie-style
 statistics of the elements present (Ward et al., npj Comput. Mater. 2, 16028, 2016), of CGCNN's
 binned element descriptors and of continuous element properties (electronegativity, radius,
-...); for a graph network also the structure: the bond statistics of its graph and three
-statistics of its cell (``matbrain.models.bond_descriptors``: relative bond lengths, ionicity,
-volume per atom, packing, atoms per cell), which a backbone's pooled features already carry.
+...); and the structure: the bond statistics of its crystal graph and three statistics of its
+cell (``matbrain.models.bond_descriptors``: relative bond lengths, ionicity, volume per atom,
+packing, atoms per cell). Graph networks compare them; heads on a backbone with
+``composition_kernel="on"`` too (``matbrain.models.backbone.kernel_descriptors``).
 Per property, the structure block's weight in the kernel's distance (``BOND_WEIGHTS``, 0 to 4)
 is chosen on validation with the width and ridge: the energy above hull, a function of
 composition, takes 0; formation energy 1; the elastic moduli 4. Within the block the three cell columns count
