@@ -108,7 +108,7 @@ class FeatureBatch:
     label_mask: torch.Tensor | None = None
     graphs: list[Any] | None = None  # backbone graphs when the encoder trains
     kernel: torch.Tensor | None = None  # (B, n_properties) composition part, when precomputed
-    structure: torch.Tensor | None = None  # (B, s) bond and cell statistics, when the part needs them
+    structure: torch.Tensor | None = None  # (B, s) bond and cell statistics, for such a part
 
     def to(self, device: torch.device | str) -> FeatureBatch:
         kwargs = tensors_to(self, device)
@@ -688,7 +688,10 @@ class BackboneNet(PropertyModel):
         stats = with_structure_statistics(
             [frozen.graphs[i] for i in ids], [graphs.graphs[i] for i in ids]
         )
-        skipped = {**frozen.skipped, **{i: r for i, r in graphs.skipped.items() if i in frozen.graphs}}
+        skipped = {
+            **frozen.skipped,
+            **{i: r for i, r in graphs.skipped.items() if i in frozen.graphs},
+        }
         return InputSet(
             graphs=dict(zip(ids, stats, strict=True)),
             skipped=skipped,
