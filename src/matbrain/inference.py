@@ -125,8 +125,8 @@ class EnsemblePredictor:
     spread (standard deviation over the models, ``{property}_std`` columns) as an uncertainty.
 
     Models trained with different seeds err differently; their mean is more accurate than a
-    typical member (SevenNet-l3i5 heads on formation energy, bundled benchmark: 0.0371 eV/atom
-    for one model, 0.0362 for the mean of three seeds, 0.0361 of six).
+    typical member (SevenNet-l3i5 heads on formation energy, bundled benchmark: 0.0358 eV/atom
+    for one model, 0.0350 for the mean of three seeds, 0.0347 of six).
     """
 
     def __init__(self, members: list[Predictor]) -> None:
