@@ -263,10 +263,10 @@ def train_cmd(
     composition_kernel: Annotated[
         str | None,
         typer.Option(
-            help="every model: a kernel-ridge part on the composition (and, for graph networks, "
-            "bond and cell statistics): auto (default; kept where a validation check says it "
-            "helps: for graph networks formation energy, ehull and the moduli on JARVIS) | on | "
-            "off"
+            help="every model: a kernel-ridge part on the composition and the crystal graph's "
+            "bond and cell statistics (backbones: the composition only, unless on): auto "
+            "(default; kept where a validation check says it helps: for graph networks "
+            "formation energy, ehull and the moduli on JARVIS) | on | off"
         ),
     ] = None,
     finetune_from: Annotated[
