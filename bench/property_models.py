@@ -92,6 +92,7 @@ def run(
     composition_kernel: str = "auto",
     seeds: tuple[int, ...] = (42,),
     backbone_layers: str = "all",
+    max_neighbors: int = 12,
 ) -> list[dict]:
     from matbrain.data.jarvis import load_jarvis_records
     from matbrain.data.splits import TEST, TRAIN, VAL
@@ -99,7 +100,7 @@ def run(
     from matbrain.training.pipeline import prepare_data, run_training
 
     recipe = {**_overrides(epochs, batch_size, lr, out), "composition_kernel": composition_kernel,
-              "backbone_layers": backbone_layers}  # fmt: skip
+              "backbone_layers": backbone_layers, "max_neighbors": max_neighbors}  # fmt: skip
     rows = {p: done.get(p, {"property": p, "epochs": epochs}) for p in properties}
 
     def save() -> None:
@@ -237,6 +238,12 @@ def main() -> None:
         help="backbone heads: every message-passing layer's invariant features, or the last's",
     )
     parser.add_argument(
+        "--max-neighbors",
+        type=int,
+        default=12,
+        help="graph models (and a backbone's structure-comparing kernel part): neighbour cap",
+    )
+    parser.add_argument(
         "--seeds",
         nargs="+",
         type=int,
@@ -264,7 +271,8 @@ def main() -> None:
         else None
     )
     rows = run(names, args.epochs, args.out, args.models, args.batch_size, args.lr, done, multi,
-               args.composition_kernel, tuple(args.seeds), args.backbone_layers)  # fmt: skip
+               args.composition_kernel, tuple(args.seeds), args.backbone_layers,
+               args.max_neighbors)  # fmt: skip
     text = table(rows)
     print(text)
     (args.out / "property_models.json").write_text(json.dumps(rows, indent=1))

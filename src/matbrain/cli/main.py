@@ -285,6 +285,9 @@ def train_cmd(
     lr: Annotated[float | None, typer.Option()] = None,
     batch_size: Annotated[int | None, typer.Option()] = None,
     preset: Annotated[str | None, typer.Option(help="small | medium | large")] = None,
+    max_neighbors: Annotated[
+        int | None, typer.Option(help="graph models: neighbour cap per atom (default 12)")
+    ] = None,
     max_samples: Annotated[
         int | None, typer.Option(help="random fixed-seed subset of structures")
     ] = None,
@@ -370,6 +373,7 @@ def train_cmd(
             "lr": lr,
             "batch_size": batch_size,
             "preset": preset,
+            "max_neighbors": max_neighbors,
             "max_samples": max_samples,
             "seed": seed,
             "dataset": dataset,
