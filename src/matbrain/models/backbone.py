@@ -124,9 +124,8 @@ def collate_features(
 ) -> FeatureBatch:
     graphs = [x.graph for x in inputs if isinstance(x, FinetuneInput)] or None
     fixed = [_fixed(x) for x in inputs]
-    structure = None
-    if fixed and all(x.structure is not None for x in fixed):
-        structure = torch.from_numpy(np.stack([x.structure for x in fixed]))  # type: ignore[misc]
+    rows = [x.structure for x in fixed if x.structure is not None]
+    structure = torch.from_numpy(np.stack(rows)) if rows and len(rows) == len(fixed) else None
     return FeatureBatch(
         kernel=stack_kernel_values([x.kernel for x in fixed]),
         structure=structure,
