@@ -229,7 +229,8 @@ def main() -> None:
         "--composition-kernel",
         default="auto",
         choices=["auto", "on", "off"],
-        help="each model's kernel part (kernel ridge on the composition, and bonds for graphs)",
+        help="each model's kernel part (kernel ridge on the composition, and on the bonds and "
+        "cell for graph networks, and for backbones with on)",
     )
     parser.add_argument(
         "--backbone-layers",
