@@ -28,10 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-ARMS: dict[str, dict] = {
-    "part-on": {"composition_kernel": "on"},
-    "part-on-composition": {"composition_kernel": "on"},
-    "part-auto": {"composition_kernel": "auto"},
+# each arm: its config overrides, and whether its kernel part compares compositions only
+ARMS: dict[str, tuple[dict, bool]] = {
+    "part-on": ({"composition_kernel": "on"}, False),
+    "part-on-composition": ({"composition_kernel": "on"}, True),
+    "part-auto": ({"composition_kernel": "auto"}, False),
 }
 
 
@@ -77,14 +78,15 @@ def main() -> None:
     structure_aware = backbone.kernel_descriptors
     scores: dict[str, list[tuple[float, float]]] = {}
     for arm in args.arms:
+        arm_overrides, composition_only = ARMS[arm]
         backbone.kernel_descriptors = (
-            (lambda config: "composition") if arm == "part-on-composition" else structure_aware
+            (lambda config: "composition") if composition_only else structure_aware
         )
         for fold in args.folds:
             pipeline.make_split = resplit(fold)  # type: ignore[assignment]
             for seed in args.seeds:
                 overrides = {**_overrides(args.epochs, 16, 1e-3, args.out / arm),
-                             "properties": [args.property], "seed": seed, **ARMS[arm]}  # fmt: skip
+                             "properties": [args.property], "seed": seed, **arm_overrides}  # fmt: skip
                 config = resolve_config(args.algorithm, "std", overrides=overrides)
                 metrics = pipeline.run_training(config, progress=False).metrics[0]
                 scores.setdefault(arm, []).append((metrics["test_mae"], metrics["val_mae"]))

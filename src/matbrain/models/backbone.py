@@ -758,7 +758,7 @@ class BackboneNet(PropertyModel):
                 features = (features - self.feature_mean.numpy()) / self.feature_std.numpy()
             bonds = None
             if self.kernel.needs_bonds:
-                bonds = np.stack([self._structure_of(f) for f in fixed]).astype(float)
+                bonds = np.stack([self._structure_of(f) for f in fixed])  # float64
             values = self.kernel.fit(fractions, residuals, train_mask, val_mask, features, bonds)
             self.attach_kernel_values(data, values)
 
