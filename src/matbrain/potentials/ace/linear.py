@@ -7,7 +7,10 @@ fitted relative to explicit per-element reference energies (E0s), which are writ
 ``.yace`` so that the published potential gives energies in the frame of the DFT data.
 
 The energy weight and the ridge strength are chosen on the validation split from a small grid
-(one SVD of the weighted design matrix per energy weight), then the coefficients are refitted.
+(one SVD of the weighted design matrix per energy weight); the published coefficients are the
+chosen fit on the training split, so the run's validation errors stay held-out. (Refitting them
+on training and validation together moved mlearn Ni's test errors by under 4 %: 0.346 -> 0.333
+meV/atom, 0.0134 -> 0.0133 eV/Å with 1,200 functions.)
 """
 
 from __future__ import annotations
