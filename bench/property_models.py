@@ -92,7 +92,7 @@ def run(
     composition_kernel: str = "auto",
     seeds: tuple[int, ...] = (42,),
     backbone_layers: str = "all",
-    max_neighbors: int = 12,
+    max_neighbors: int | None = None,
 ) -> list[dict]:
     from matbrain.data.jarvis import load_jarvis_records
     from matbrain.data.splits import TEST, TRAIN, VAL
@@ -100,7 +100,9 @@ def run(
     from matbrain.training.pipeline import prepare_data, run_training
 
     recipe = {**_overrides(epochs, batch_size, lr, out), "composition_kernel": composition_kernel,
-              "backbone_layers": backbone_layers, "max_neighbors": max_neighbors}  # fmt: skip
+              "backbone_layers": backbone_layers}  # fmt: skip
+    if max_neighbors is not None:  # else the config's default
+        recipe["max_neighbors"] = max_neighbors
     rows = {p: done.get(p, {"property": p, "epochs": epochs}) for p in properties}
 
     def save() -> None:
@@ -241,8 +243,9 @@ def main() -> None:
     parser.add_argument(
         "--max-neighbors",
         type=int,
-        default=12,
-        help="graph models (and a backbone's structure-comparing kernel part): neighbour cap",
+        default=None,
+        help="graph models (and a backbone's structure-comparing kernel part): neighbour cap "
+        "(default: the training config's, 12)",
     )
     parser.add_argument(
         "--seeds",
