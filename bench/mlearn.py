@@ -77,6 +77,7 @@ def resolve(element: str, args: argparse.Namespace):  # type: ignore[no-untyped-
     if args.algorithm == "ace":
         ace = {"functions_per_element": args.functions, "cutoff_A": args.cutoff,
                "solver": args.solver, "max_iter": args.max_iter, "kappa": args.kappa,
+               "batch_size": args.pacemaker_batch,
                "nradmax_by_orders": args.nradmax, "lmax_by_orders": args.lmax}  # fmt: skip
         return resolve_ace_config(args.level, overrides={
             **common, **{k: v for k, v in ace.items() if v is not None}})  # fmt: skip
@@ -247,6 +248,12 @@ def main() -> None:
     )
     parser.add_argument("--max-iter", type=int, default=None, help="ACE pacemaker iterations")
     parser.add_argument("--kappa", type=float, default=None, help="ACE pacemaker force share")
+    parser.add_argument(
+        "--pacemaker-batch",
+        type=int,
+        default=None,
+        help="ACE pacemaker: structures per batch (memory; default 100)",
+    )
     parser.add_argument("--nradmax", type=int, nargs="+", default=None,
                         help="ACE: radial functions per body order, e.g. 20 10 6 4 2")  # fmt: skip
     parser.add_argument("--lmax", type=int, nargs="+", default=None,

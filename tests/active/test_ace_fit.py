@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +15,12 @@ from ase.build import bulk
 from emt_data import emt_cu_frames
 from matbrain.active.selection import SelectionConfig, extrapolation_grades, select
 from matbrain.potentials.ace.config import AceTrainingConfig
-from matbrain.potentials.ace.fit import BEST_INTERIM, fit_ace, pacemaker_executable
+from matbrain.potentials.ace.fit import (
+    BEST_INTERIM,
+    PacemakerFailed,
+    fit_ace,
+    pacemaker_executable,
+)
 from matbrain.potentials.ace.versions import list_versions, publish
 
 pytestmark = pytest.mark.skipif(
@@ -125,6 +132,52 @@ def test_early_stop_sends_sigint_and_keeps_best_interim_potential(cu_frames, tmp
     assert fit.best_iteration == 0 and 0 <= fit.kept_iteration <= fit.final("train").iteration
     assert metrics["valid"]["iteration"] == fit.kept_iteration == metrics["kept_iteration"]
     assert not (tmp_path / "fit" / "output_potential.yaml").exists()
+
+
+def _kill_pacemaker() -> bool:
+    """SIGKILL this test's pacemaker process; False when there is none (yet)."""
+    import psutil
+
+    found = False
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "pacemaker" in " ".join(child.cmdline()):
+                child.kill()
+                found = True
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def test_pacemaker_killed_keeps_best_so_far_or_says_memory(cu_frames, tmp_path):
+    # SIGKILL, what the out-of-memory killer sends: after a validation report the best potential
+    # so far is kept and the reason recorded; before any report the error names the memory knobs
+    cfg = AceTrainingConfig(cutoff_A=5.0, functions_per_element=20, max_iter=200, display_step=2,
+                            early_stopping_patience=None, batch_size=40)  # fmt: skip
+
+    def kill_after_first_report(point):
+        if point.split == "valid" and point.iteration >= 2:
+            _kill_pacemaker()
+
+    fit = fit_ace(cu_frames, cfg, tmp_path / "late", on_point=kill_after_first_report)
+    assert fit.stopped_early is not None and "out-of-memory" in fit.stopped_early
+    assert "batch_size (40 structures" in fit.stopped_early
+    assert fit.potential_yaml.name == BEST_INTERIM and fit.kept_iteration is not None
+    assert fit.final("train").iteration < 200
+
+    def kill_when_started():  # long before pacemaker's first report (it loads TensorFlow first)
+        for _ in range(600):
+            if _kill_pacemaker():
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_started)
+    killer.start()
+    try:
+        with pytest.raises(PacemakerFailed, match="out-of-memory killer: lower batch_size"):
+            fit_ace(cu_frames, cfg, tmp_path / "early")
+    finally:
+        killer.join()
 
 
 def test_publishing_the_same_fit_again_is_idempotent(cu_frames, tmp_path):

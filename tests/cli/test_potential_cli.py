@@ -109,6 +109,20 @@ def test_competition_profile_and_overrides(monkeypatch):
     assert cfg.swa and cfg.with_forces
 
 
+def test_ace_batch_size_is_pacemakers_and_needs_its_solver(monkeypatch):
+    import matbrain.cli.potential as potential_cli
+
+    seen = {}
+    monkeypatch.setattr(potential_cli, "_run", lambda cfg, *a, **k: seen.setdefault("cfg", cfg))
+    result = invoke("potential", "train", "--data", "x.xyz", "--algorithm", "ace",
+                    "--solver", "linear+pacemaker", "--batch-size", "20")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (seen["cfg"].solver, seen["cfg"].batch_size) == ("linear+pacemaker", 20)
+    result = invoke("potential", "train", "--data", "x.xyz", "--algorithm", "ace",
+                    "--batch-size", "20")  # fmt: skip
+    assert result.exit_code == 2 and "needs --solver pacemaker" in result.output
+
+
 def test_eval_and_relax_commands(trained_run, cu_xyz, tmp_path):
     out = tmp_path / "eval"
     result = invoke("potential", "eval", "--model", str(trained_run.run_dir), "--data", str(cu_xyz),

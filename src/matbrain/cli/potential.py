@@ -149,7 +149,7 @@ def train_cmd(
     config: Annotated[Path | None, typer.Option(help="YAML of config keys (over the level)")] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
     lr: Annotated[float | None, typer.Option()] = None,
-    batch_size: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option(help="MACE: batch size; ACE with pacemaker: structures per batch (default 100; lower it when memory runs out)")] = None,
     r_max: Annotated[float | None, typer.Option(help="cutoff radius (Å)")] = None,
     dtype: Dtype = None,
     device: Device = None,
@@ -192,16 +192,21 @@ def train_cmd(
             "output_root": output_root,
         }
         if algorithm == "ace":
-            for flag, value in {"--epochs": epochs, "--lr": lr, "--batch-size": batch_size,
-                                "--r-max": r_max, "--swa": swa, "--forces-weight": forces_weight,
-                                "--devices": devices}.items():  # fmt: skip
+            for flag, value in {"--epochs": epochs, "--lr": lr, "--r-max": r_max, "--swa": swa,
+                                "--forces-weight": forces_weight, "--devices": devices}.items():  # fmt: skip
                 if value is not None:
                     raise ValueError(
                         f"{flag} is a MACE option; ACE takes --functions, --cutoff, --solver"
                     )
             ace = {"solver": solver, "functions_per_element": functions, "cutoff_A": cutoff}
             overrides = {**overrides, **ace}
-            cfg: AceTrainConfig | MaceTrainConfig = resolve_ace_config(level, config, overrides)
+            ace_cfg = resolve_ace_config(level, config, overrides)
+            if batch_size is not None and ace_cfg.solver == "linear":
+                raise ValueError(
+                    "--batch-size with --algorithm ace sets pacemaker's batch: it needs "
+                    "--solver pacemaker or linear+pacemaker"
+                )
+            cfg: AceTrainConfig | MaceTrainConfig = ace_cfg
         else:
             for flag, option in {
                 "--solver": solver,

@@ -196,6 +196,7 @@ def _fit_pacemaker(
         functions_per_element=cfg.functions_per_element,
         kappa=cfg.kappa,
         max_iter=cfg.max_iter,
+        batch_size=cfg.batch_size,
         seed=cfg.seed,
         reference_energy=e0s,
         start_potential=str(start) if start else None,
@@ -209,6 +210,8 @@ def _fit_pacemaker(
     work = run_dir / "pacemaker"
     fit = fit_ace([], settings, work, on_point=on_point,
                   split=(splits["train"], splits["valid"]))  # fmt: skip
+    if fit.stopped_early:
+        say(f"pacemaker stopped: {fit.stopped_early}")
     yaml_path, yace_path = run_dir / "ace.yaml", run_dir / "ace.yace"
     shutil.copyfile(fit.potential_yaml, yaml_path)
     yaml_to_yace(yaml_path, yace_path)

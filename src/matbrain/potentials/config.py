@@ -106,6 +106,9 @@ class AceTrainConfig(_Base):
     ridge_alpha: float | None = Field(None, gt=0, description="linear: None = chosen on validation")
     kappa: float = Field(0.3, ge=0.0, le=1.0, description="pacemaker: force share of the loss")
     max_iter: int = Field(200, ge=1, description="pacemaker: BFGS iterations")
+    batch_size: int = Field(
+        100, ge=1, description="pacemaker: structures per batch (its memory grows with it)"
+    )
     workers: int = Field(2, ge=1, description="processes building the design matrix")
 
     @classmethod

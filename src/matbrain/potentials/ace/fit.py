@@ -4,12 +4,16 @@ pacemaker runs as a subprocess in ``workdir``; its ``log.txt`` is read as it gro
 training/validation points (:mod:`pacemaker_log`) and fed to :class:`EarlyStopping`. When that
 says stop, pacemaker gets SIGINT (as Ctrl-C) and we keep the interim potential copied when the
 best validation report was read (within one log poll of that iteration); the reason is recorded.
+A pacemaker that dies after a validation report (the out-of-memory killer's SIGKILL, typically)
+leaves the same best potential so far, kept with the reason; before any report it is an error
+that names the memory knobs.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -100,6 +104,15 @@ def _pacemaker() -> str:
             "tensorpotential, see the README)"
         )
     return exe
+
+
+def _failure(returncode: int | None, cfg: AceTrainingConfig) -> str:
+    """What a nonzero exit of pacemaker means, in words a user can act on."""
+    if returncode == -signal.SIGKILL:
+        return (f"pacemaker was killed (SIGKILL), most likely by the system's out-of-memory "
+                f"killer: lower batch_size ({cfg.batch_size} structures per batch now) or the "
+                f"basis ({cfg.functions_per_element} functions per element)")  # fmt: skip
+    return f"pacemaker exited with {returncode}"
 
 
 def _keep_interim(workdir: Path) -> bool:
@@ -242,8 +255,14 @@ def fit_ace(
                            f"potential so far (iteration {keeper.kept_iteration}) is kept")  # fmt: skip
     stopped = interrupted or (stopper.reason if stopper is not None else None)
     if process.returncode != 0 and stopped is None:
-        tail = (workdir / "pacemaker_stdout.txt").read_text().splitlines()[-10:]
-        raise PacemakerFailed(f"pacemaker exited with {process.returncode}:\n" + "\n".join(tail))
+        why = _failure(process.returncode, cfg)
+        if keeper.kept_iteration is None:
+            tail = (workdir / "pacemaker_stdout.txt").read_text().splitlines()[-10:]
+            raise PacemakerFailed(f"{why}:\n" + "\n".join(tail))
+        # the iterations done hold a usable potential: keep the best of them, say why it stopped
+        done = max((p.iteration for p in points), default=0)
+        stopped = (f"{why}, after iteration {done}; the best potential so far (iteration "
+                   f"{keeper.kept_iteration}) is kept")  # fmt: skip
     names = (BEST_INTERIM, *POTENTIAL_FILES) if stopped else POTENTIAL_FILES
     potential = next((workdir / n for n in names if (workdir / n).exists()), None)
     if potential is None:
