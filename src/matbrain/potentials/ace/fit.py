@@ -115,6 +115,14 @@ def _failure(returncode: int | None, cfg: AceTrainingConfig) -> str:
     return f"pacemaker exited with {returncode}"
 
 
+def _last_iteration(points: list[Point]) -> int:
+    return max((p.iteration for p in points), default=0)
+
+
+def _kept(keeper: BestPotentialKeeper) -> str:
+    return f"the best potential so far (iteration {keeper.kept_iteration}) is kept"
+
+
 def _keep_interim(workdir: Path) -> bool:
     """Copy pacemaker's newest interim potential to BEST_INTERIM; False when there is none yet."""
     interim = sorted(workdir.glob("interim_potential_[0-9]*.yaml"), key=lambda p: p.stat().st_mtime)
@@ -250,9 +258,8 @@ def fit_ace(
             process.stop()
             if keeper.kept_iteration is None:
                 raise  # no validation report yet: nothing worth publishing
-            done = max((p.iteration for p in points), default=0)
-            interrupted = (f"interrupted at iteration {min(done, cfg.max_iter)}: the best "
-                           f"potential so far (iteration {keeper.kept_iteration}) is kept")  # fmt: skip
+            done = min(_last_iteration(points), cfg.max_iter)
+            interrupted = f"interrupted at iteration {done}: {_kept(keeper)}"
     stopped = interrupted or (stopper.reason if stopper is not None else None)
     if process.returncode != 0 and stopped is None:
         why = _failure(process.returncode, cfg)
@@ -260,9 +267,7 @@ def fit_ace(
             tail = (workdir / "pacemaker_stdout.txt").read_text().splitlines()[-10:]
             raise PacemakerFailed(f"{why}:\n" + "\n".join(tail))
         # the iterations done hold a usable potential: keep the best of them, say why it stopped
-        done = max((p.iteration for p in points), default=0)
-        stopped = (f"{why}, after iteration {done}; the best potential so far (iteration "
-                   f"{keeper.kept_iteration}) is kept")  # fmt: skip
+        stopped = f"{why}, after iteration {_last_iteration(points)}; {_kept(keeper)}"
     names = (BEST_INTERIM, *POTENTIAL_FILES) if stopped else POTENTIAL_FILES
     potential = next((workdir / n for n in names if (workdir / n).exists()), None)
     if potential is None:
