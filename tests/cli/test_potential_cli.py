@@ -11,6 +11,7 @@ import time
 
 import ase.io
 import psutil
+import pytest
 from ase.build import bulk
 from typer.testing import CliRunner
 
@@ -131,6 +132,10 @@ def test_eval_and_relax_commands(trained_run, cu_xyz, tmp_path):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["metrics"]["forces_eV_per_A"]["n"] == 32 * 8 * 3
     assert (out / "parity_forces_eval.png").exists()
+    # where the force error comes from: one row per structure, groups whose shares add up
+    assert len((out / "structures.csv").read_text().splitlines()) == 1 + 32
+    assert sum(g["mae_share"] for g in saved["forces_by_group"]) == pytest.approx(1.0)
+    assert "force error by mean force" in result.output and "largest force errors" in result.output
 
     cif = tmp_path / "Cu.cif"
     strained = bulk("Cu", "fcc", a=3.8, cubic=True)

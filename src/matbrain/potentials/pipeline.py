@@ -45,7 +45,13 @@ from matbrain.potentials.data import (
     split_frames,
     write_extxyz,
 )
-from matbrain.potentials.evaluate import error_metrics, format_metrics, parity_plots, predict
+from matbrain.potentials.evaluate import (
+    error_metrics,
+    format_metrics,
+    parity_plots,
+    predict,
+    write_structure_errors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +268,7 @@ def train_potential(
         metrics[name] = error_metrics(pred)
         if name != "train":
             parity_plots(pred, run_dir / "plots", name)
+            write_structure_errors(pred, run_dir / f"structures_{name}.csv")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
     summary = {
