@@ -1,9 +1,9 @@
 """Energy / force / stress errors of any ASE calculator on labelled structures, with parity plots,
 per-structure errors and where the force error comes from.
 
-A single MAE hides which structures make it. ``structure_errors`` keeps one row per structure
-(its id, configuration type, energy error, force MAE, mean reference force and shortest
-interatomic distance); ``force_error_breakdown`` groups them, by ``config_type`` where the data
+A single MAE hides which structures make it. ``Predictions.structures`` keeps one row per
+structure (its id, configuration type, energy error, force MAE, mean reference force and shortest
+interatomic distance; ``write_structure_errors`` saves them as CSV); ``force_error_breakdown`` groups them, by ``config_type`` where the data
 carry several, else by the structure's mean reference force (a proxy for temperature), and says
 what share of the force MAE each group makes. On mlearn Ni it shows that the six hottest test
 snapshots (mean |F| about 2.9 eV/Å, a fifth of the force components) make two thirds of a linear
