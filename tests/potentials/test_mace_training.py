@@ -22,6 +22,7 @@ def test_run_folder_has_model_metrics_plots_and_registry(trained_run):
     assert {"learning_curves.png", "parity_forces_test.png", "parity_stress_valid.png"} <= plots
     n_test = json.loads((run / "data.json").read_text())["sizes"]["test"]
     assert len((run / "structures_test.csv").read_text().splitlines()) == 1 + n_test
+    assert "test split:\nforce error by mean force" in trained_run.table()
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history if "train_loss" in h] == list(range(10))
     e0s = json.loads((run / "e0s.json").read_text())

@@ -47,9 +47,12 @@ from matbrain.potentials.data import (
 )
 from matbrain.potentials.evaluate import (
     error_metrics,
+    force_error_breakdown,
+    format_breakdown,
     format_metrics,
     parity_plots,
     predict,
+    worst_structures,
     write_structure_errors,
 )
 
@@ -65,9 +68,10 @@ class PotentialRunResult:
     run_dir: Path
     model_path: Path
     metrics: dict[str, dict[str, Any]]
+    breakdown: str = ""  # where the held-out force error comes from (format_breakdown)
 
     def table(self) -> str:
-        return format_metrics(self.metrics)
+        return "\n\n".join(filter(None, (format_metrics(self.metrics), self.breakdown)))
 
 
 def is_prepared(folder: Path) -> bool:
@@ -261,6 +265,7 @@ def train_potential(
 
     potential = load_potential(model_path, device=device, dtype=cfg.dtype)
     metrics: dict[str, dict[str, Any]] = {}
+    breakdown = ""
     for name in ("train", "valid", "test"):
         if not splits[name]:
             continue
@@ -269,6 +274,9 @@ def train_potential(
         if name != "train":
             parity_plots(pred, run_dir / "plots", name)
             write_structure_errors(pred, run_dir / f"structures_{name}.csv")
+            groups = force_error_breakdown(pred)
+            if groups:  # the last held-out split: test where there is one
+                breakdown = f"{name} split:\n" + format_breakdown(groups, worst_structures(pred))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
     summary = {
@@ -298,7 +306,7 @@ def train_potential(
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     register_run(root, summary, filename=POTENTIAL_REGISTRY)
-    return PotentialRunResult(run_dir, model_path, metrics)
+    return PotentialRunResult(run_dir, model_path, metrics, breakdown)
 
 
 def latest_unfinished_potential_run(root: Path, group: str) -> Path | None:
