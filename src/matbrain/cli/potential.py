@@ -309,37 +309,25 @@ def eval_cmd(
 
     from matbrain.potentials.calculators import describe, load_potential
     from matbrain.potentials.data import LabelKeys, read_labelled
-    from matbrain.potentials.evaluate import (
-        error_metrics,
-        force_error_breakdown,
-        format_breakdown,
-        format_metrics,
-        parity_plots,
-        predict,
-        worst_structures,
-        write_structure_errors,
-    )
+    from matbrain.potentials.evaluate import evaluate, format_metrics
 
+    table = output / "structures.csv"  # evaluate makes the folder, after the inputs are checked
     try:
         frames = read_labelled(data, LabelKeys(energy_key, forces_key, stress_key))
         loaded = load_potential(model, device=device)
-        pred = predict(loaded.calc, frames, progress=True)
+        result = evaluate(loaded.calc, frames, plots=(output, "eval"), table=table, progress=True)
     except EXPECTED_ERRORS as exc:
         fail(exc)
-    metrics = error_metrics(pred)
-    groups = force_error_breakdown(pred)
-    output.mkdir(parents=True, exist_ok=True)
-    plots = parity_plots(pred, output, "eval")
-    table = write_structure_errors(pred, output / "structures.csv")
     (output / "metrics.json").write_text(json.dumps(
-        {"potential": describe(loaded), "data": data, "metrics": metrics, "forces_by_group": groups},
+        {"potential": describe(loaded), "data": data, "metrics": result.metrics,
+         "forces_by_group": result.groups},
         indent=2,
     ))  # fmt: skip
-    console.print(format_metrics({"data": metrics}), highlight=False)
-    if groups:
-        console.print(format_breakdown(groups, worst_structures(pred)), highlight=False)
-    console.print(f"metrics, {len(plots)} parity plots and per-structure errors ({table.name}) "
-                  f"in {output}/")  # fmt: skip
+    console.print(format_metrics({"data": result.metrics}), highlight=False)
+    if result.report:
+        console.print(result.report, highlight=False)
+    console.print(f"metrics, {len(result.plots)} parity plots and per-structure errors "
+                  f"({table.name}) in {output}/")  # fmt: skip
 
 
 @potential_app.command("runs")

@@ -197,6 +197,37 @@ def write_structure_errors(pred: Predictions, path: Path) -> Path:
     return path
 
 
+@dataclass
+class Evaluation:
+    """What evaluating a potential on one set of labelled structures gives."""
+
+    metrics: dict[str, Any]  # error_metrics
+    groups: list[dict[str, Any]]  # force_error_breakdown
+    report: str  # the breakdown and the worst structures, as text ("" without forces)
+    plots: list[Path] = field(default_factory=list)
+
+
+def evaluate(
+    calc: Calculator,
+    frames: list[Atoms],
+    with_stress: bool = True,
+    plots: tuple[Path, str] | None = None,
+    table: Path | None = None,
+    progress: bool = False,
+) -> Evaluation:
+    """Errors of ``calc`` on ``frames``; with ``plots`` = (folder, label) the parity plots, with
+    ``table`` the per-structure CSV."""
+    pred = predict(calc, frames, with_stress=with_stress, progress=progress)
+    groups = force_error_breakdown(pred)
+    report = format_breakdown(groups, worst_structures(pred)) if groups else ""
+    out = Evaluation(error_metrics(pred), groups, report)
+    if plots is not None:
+        out.plots = parity_plots(pred, *plots)
+    if table is not None:
+        write_structure_errors(pred, table)
+    return out
+
+
 def _errors(ref: np.ndarray, pred: np.ndarray, scale: float = 1.0) -> dict[str, float] | None:
     if ref.size == 0:
         return None

@@ -45,16 +45,7 @@ from matbrain.potentials.data import (
     split_frames,
     write_extxyz,
 )
-from matbrain.potentials.evaluate import (
-    error_metrics,
-    force_error_breakdown,
-    format_breakdown,
-    format_metrics,
-    parity_plots,
-    predict,
-    worst_structures,
-    write_structure_errors,
-)
+from matbrain.potentials.evaluate import evaluate, format_metrics
 
 log = logging.getLogger(__name__)
 
@@ -269,14 +260,15 @@ def train_potential(
     for name in ("train", "valid", "test"):
         if not splits[name]:
             continue
-        pred = predict(potential.calc, splits[name], with_stress=cfg.with_stress)
-        metrics[name] = error_metrics(pred)
-        if name != "train":
-            parity_plots(pred, run_dir / "plots", name)
-            write_structure_errors(pred, run_dir / f"structures_{name}.csv")
-            groups = force_error_breakdown(pred)
-            if groups:  # the last held-out split: test where there is one
-                breakdown = f"{name} split:\n" + format_breakdown(groups, worst_structures(pred))
+        held_out = name != "train"
+        result = evaluate(
+            potential.calc, splits[name], with_stress=cfg.with_stress,
+            plots=(run_dir / "plots", name) if held_out else None,
+            table=run_dir / f"structures_{name}.csv" if held_out else None,
+        )  # fmt: skip
+        metrics[name] = result.metrics
+        if held_out and result.report:  # the last held-out split: test where there is one
+            breakdown = f"{name} split:\n{result.report}"
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
     summary = {
