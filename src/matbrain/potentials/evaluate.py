@@ -24,6 +24,10 @@ from ase.units import GPa
 from matbrain.common.plotting import subplots
 from matbrain.potentials.data import ENERGY_KEY, FORCES_KEY, ISOLATED_ATOM, STRESS_KEY
 
+STRUCTURE_ID_KEYS = ("jid", "id", "name", "label")
+# groups by mean reference force per structure when the data carry no configuration types
+FORCE_BINS_EV_PER_A = (0.1, 0.5, 1.0, 2.0)
+
 
 @dataclass
 class Predictions:
@@ -105,11 +109,6 @@ def _structure_row(index: int, ref: Atoms, atoms: Atoms, out: Predictions) -> di
     return row
 
 
-STRUCTURE_ID_KEYS = ("jid", "id", "name", "label")
-# groups by mean reference force per structure when the data carry no configuration types
-FORCE_BINS_EV_PER_A = (0.1, 0.5, 1.0, 2.0)
-
-
 def _force_bin(mean_force: float) -> str:
     edges = FORCE_BINS_EV_PER_A
     if mean_force < edges[0]:
@@ -125,7 +124,7 @@ def force_error_breakdown(pred: Predictions) -> list[dict[str, Any]]:
     force components and its share of the summed absolute error (the shares of the MAE, which
     add up to 1). Groups are the data's ``config_type`` values where there are several, else
     bins of the structure's mean reference force (eV/Å)."""
-    rows = [r for r in pred.structures if not np.isnan(r["forces_mae_eV_per_A"])]
+    rows = _with_forces(pred)
     if not rows:
         return []
     by_type = len({r["config_type"] for r in rows}) > 1
@@ -177,9 +176,12 @@ def format_breakdown(groups: list[dict[str, Any]], worst: list[dict[str, Any]]) 
     return "\n".join(lines)
 
 
+def _with_forces(pred: Predictions) -> list[dict[str, Any]]:
+    return [r for r in pred.structures if not np.isnan(r["forces_mae_eV_per_A"])]
+
+
 def worst_structures(pred: Predictions, k: int = 3) -> list[dict[str, Any]]:
-    rows = [r for r in pred.structures if not np.isnan(r["forces_mae_eV_per_A"])]
-    return sorted(rows, key=lambda r: -r["forces_mae_eV_per_A"])[:k]
+    return sorted(_with_forces(pred), key=lambda r: -r["forces_mae_eV_per_A"])[:k]
 
 
 def write_structure_errors(pred: Predictions, path: Path) -> Path:
@@ -219,8 +221,7 @@ def evaluate(
     ``table`` the per-structure CSV."""
     pred = predict(calc, frames, with_stress=with_stress, progress=progress)
     groups = force_error_breakdown(pred)
-    report = format_breakdown(groups, worst_structures(pred)) if groups else ""
-    out = Evaluation(error_metrics(pred), groups, report)
+    out = Evaluation(error_metrics(pred), groups, format_breakdown(groups, worst_structures(pred)))
     if plots is not None:
         out.plots = parity_plots(pred, *plots)
     if table is not None:
