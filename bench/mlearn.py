@@ -75,12 +75,7 @@ def resolve(element: str, args: argparse.Namespace):  # type: ignore[no-untyped-
             overrides={**common, **{k: v for k, v in tune.items() if v is not None}}
         )
     if args.algorithm == "ace":
-        ace = {"functions_per_element": args.functions, "cutoff_A": args.cutoff,
-               "solver": args.solver, "max_iter": args.max_iter, "kappa": args.kappa,
-               "batch_size": args.pacemaker_batch,
-               "nradmax_by_orders": args.nradmax, "lmax_by_orders": args.lmax}  # fmt: skip
-        return resolve_ace_config(args.level, overrides={
-            **common, **{k: v for k, v in ace.items() if v is not None}})  # fmt: skip
+        return resolve_ace_config(args.level, overrides={**common, **ace_flags(args)})
     mace = {"dtype": args.dtype, "epochs": args.epochs, "lr": args.lr,
             "batch_size": args.batch_size, "swa": True if args.swa else None}  # fmt: skip
     return resolve_mace_config(
@@ -179,18 +174,29 @@ def _yaml(cfg) -> str:  # type: ignore[no-untyped-def]
     return yaml.safe_dump(cfg.model_dump(), sort_keys=False)
 
 
+def ace_flags(args: argparse.Namespace) -> dict:
+    """The ACE settings given on the command line (the level fills in the rest)."""
+    ace = {"functions_per_element": args.functions, "cutoff_A": args.cutoff,
+           "solver": args.solver, "max_iter": args.max_iter, "kappa": args.kappa,
+           "batch_size": args.pacemaker_batch,
+           "nradmax_by_orders": args.nradmax, "lmax_by_orders": args.lmax}  # fmt: skip
+    return {k: v for k, v in ace.items() if v is not None}
+
+
 def describe(args: argparse.Namespace) -> str:
     if args.algorithm in UNIVERSAL:
         return (f"{args.algorithm} fine-tuned with its own trainer on "
                 f"{args.train_subset or 'all'} training structures, epochs {args.epochs or 50}, "
                 f"lr {args.lr or 'engine default'}, batch {args.batch_size or 4}")  # fmt: skip
     if args.algorithm == "ace":
-        pacemaker = (f", pacemaker κ {args.kappa or 0.3}, {args.max_iter or 'level default'} iterations"
-                     if "pacemaker" in (args.solver or "") else "")  # fmt: skip
-        radial = "".join(f", {name} {values}" for name, values in
-                         (("nradmax_by_orders", args.nradmax), ("lmax_by_orders", args.lmax)) if values)  # fmt: skip
-        return (f"ACE ({args.solver or 'linear'}) level {args.level}, functions/element "
-                f"{args.functions or 'level default'}, cutoff {args.cutoff or 'level default'}{radial}{pacemaker}")  # fmt: skip
+        from matbrain.potentials.config import resolve_ace_config
+
+        cfg = resolve_ace_config(args.level, overrides={"data": ".", **ace_flags(args)})
+        pacemaker = (f", pacemaker κ {cfg.kappa}, {cfg.max_iter} iterations, batch {cfg.batch_size}"
+                     if "pacemaker" in cfg.solver else "")  # fmt: skip
+        return (f"ACE ({cfg.solver}) level {args.level}: {cfg.functions_per_element} functions per "
+                f"element, cutoff {cfg.cutoff_A} Å, nradmax_by_orders {cfg.nradmax_by_orders}, "
+                f"lmax_by_orders {cfg.lmax_by_orders}{pacemaker}")  # fmt: skip
     return (
         f"MACE level {args.level}, epochs {args.epochs or 'level default'}, lr {args.lr or 'level default'}, "
         f"batch {args.batch_size or 'level default'}, {args.dtype}"

@@ -53,7 +53,11 @@ ACE_LEVELS: dict[str, dict[str, Any]] = {
     "lite": {"functions_per_element": 150, "cutoff_A": 5.0, "max_iter": 100},
     "std": {"functions_per_element": 300, "cutoff_A": 5.0, "max_iter": 300},
     "pro": {"functions_per_element": 600, "cutoff_A": 5.5, "max_iter": 600},
-    "max": {"functions_per_element": 1000, "cutoff_A": 6.0, "max_iter": 1000},
+    # a richer radial basis (20 radial functions for pairs, l up to 5) and pacemaker batches of
+    # 25 structures (at 100 its fit of 1,200 functions needs ~24 GB)
+    "max": {"functions_per_element": 1200, "cutoff_A": 5.5, "max_iter": 1000,
+            "nradmax_by_orders": [20, 10, 6, 4, 2], "lmax_by_orders": [0, 5, 4, 3, 2],
+            "batch_size": 25},
     "competition": {"functions_per_element": 600, "cutoff_A": 5.5, "max_iter": 600},
 }  # fmt: skip
 
@@ -65,10 +69,18 @@ def ace_level(level: str) -> dict[str, Any]:
 
 
 def ace_levels_table() -> str:
-    lines = [f"{'level':<12} {'functions/element':>17} {'cutoff':>6} {'pacemaker iterations':>20}"]
+    lines = [
+        f"{'level':<12} {'functions/element':>17} {'cutoff':>6} {'pacemaker iterations':>20} "
+        "radial functions / max l by body order"
+    ]
     for name in MACE_LEVEL_NAMES:
         p = ACE_LEVELS[name]
+        radial = "default"
+        if "nradmax_by_orders" in p:
+            radial = f"{'-'.join(map(str, p['nradmax_by_orders']))} / "
+            radial += "-".join(map(str, p["lmax_by_orders"]))
         lines.append(
-            f"{name:<12} {p['functions_per_element']:>17} {p['cutoff_A']:>6} {p['max_iter']:>20}"
+            f"{name:<12} {p['functions_per_element']:>17} {p['cutoff_A']:>6} {p['max_iter']:>20} "
+            f"{radial}"
         )
     return "\n".join(lines)
