@@ -97,6 +97,22 @@ def test_linear_ace_learns_forces(linear_ace_run):
     assert _test_errors(linear_ace_run)["forces_eV_per_A"]["mae"] < 0.5 * zero_force_mae
 
 
+def test_max_level_reaches_pacemaker_with_its_richer_radial_basis():
+    # the preset's radial basis must reach the engine's basis, not only the config
+    from matbrain.potentials.ace.linear import basis_config
+    from matbrain.potentials.config import resolve_ace_config
+
+    def block(level):  # type: ignore[no-untyped-def]
+        cfg = resolve_ace_config(level, overrides={"data": "."})
+        return basis_config(cfg, ["Cu"]).funcspecs_blocks[0]
+
+    pro, top = block("pro"), block("max")
+    assert (len(pro.funcspecs), len(top.funcspecs)) == (600, 1200)
+    pairs = [spec.ns[0] for spec in top.funcspecs if len(spec.ns) == 1]
+    assert max(pairs) > 15  # pro's basis stops at 15 radial functions for pairs
+    assert (pro.lmaxi, top.lmaxi) == (4, 5)
+
+
 def _calc(name, request):  # type: ignore[no-untyped-def]
     if name == "mace":
         return request.getfixturevalue("trained_calc")

@@ -35,7 +35,7 @@ MACE levels (--competition = the competition profile; --epochs/--lr/--batch-size
 
 {mace_levels_table()}
 
-ACE levels (--functions/--cutoff override):
+ACE levels (--functions/--cutoff override; iter. = pacemaker iterations):
 
 {ace_levels_table()}
 

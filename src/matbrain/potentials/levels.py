@@ -69,18 +69,17 @@ def ace_level(level: str) -> dict[str, Any]:
 
 
 def ace_levels_table() -> str:
-    lines = [
-        f"{'level':<12} {'functions/element':>17} {'cutoff':>6} {'pacemaker iterations':>20} "
-        "radial functions / max l by body order"
-    ]
+    lines = [f"{'level':<12} {'functions':>9} {'cutoff':>6} {'iter.':>5} radial n / max l by order"]
+    from matbrain.potentials.config import AceTrainConfig  # it imports this module
+
+    fields = AceTrainConfig.model_fields
     for name in MACE_LEVEL_NAMES:
         p = ACE_LEVELS[name]
-        radial = "default"
-        if "nradmax_by_orders" in p:
-            radial = f"{'-'.join(map(str, p['nradmax_by_orders']))} / "
-            radial += "-".join(map(str, p["lmax_by_orders"]))
+        nradmax = p.get("nradmax_by_orders", fields["nradmax_by_orders"].default)
+        lmax = p.get("lmax_by_orders", fields["lmax_by_orders"].default)
+        radial = f"{'-'.join(map(str, nradmax))} / {'-'.join(map(str, lmax))}"
         lines.append(
-            f"{name:<12} {p['functions_per_element']:>17} {p['cutoff_A']:>6} {p['max_iter']:>20} "
+            f"{name:<12} {p['functions_per_element']:>9} {p['cutoff_A']:>6} {p['max_iter']:>5} "
             f"{radial}"
         )
     return "\n".join(lines)
