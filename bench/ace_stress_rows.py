@@ -1,0 +1,136 @@
+"""Does fitting stresses fix linear ACE's elastic constants? (tried on mlearn Si at the max level)
+
+The linear fit sees energies and forces. mlearn's Si training split also carries DFT stresses
+(`stress_raw_6`, VASP kBar), and its uniaxially strained diamond cells give C11 = 153 and
+C12 = 58 GPa (B = 89). This adds one row per stress component to the least-squares problem:
+(1/V) dE/dε of the structure, from the per-atom basis projections of pyace's calculator at
+strains ±h (central differences), weighted by w, beside the run's chosen energy weight and
+ridge. It prints validation and test errors and the model's C11, C12 and B of diamond Si
+(clamped-ion, ±1 % uniaxial strain).
+
+Usage: python bench/ace_stress_rows.py --run <a bench/mlearn.py --algorithm ace --level max
+Si run folder> (its data/, e0s.json and ace_fit.json are reused; the design matrices are cached
+in --cache). Measured 2026-12-07 (bench/results/ace_stress_rows_Si.txt): without stresses C12 83
+and B 105 GPa; at w = 0.3-0.5, C12 57-61 and B 86-88 GPa with test energy and force MAEs
+unchanged (2.07-2.09 meV/atom, 0.0549-0.0550 eV/Å against 2.10 and 0.0545).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import Atoms
+from ase.build import bulk
+from ase.units import GPa
+
+from matbrain.potentials.ace.linear import _design, _errors, _ridge_path, basis_config
+from matbrain.potentials.config import resolve_ace_config
+
+VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]  # ASE's order: xx yy zz yz xz xy
+STRESS_WEIGHTS = (0.0, 0.1, 0.3, 0.5, 1.0)
+DFT_ELASTIC = "DFT (training split's uniaxial cells): C11 153, C12 58, B 89 GPa"
+
+
+def strain(i: int, j: int, h: float) -> np.ndarray:
+    """Symmetric strain with ε_ij = h (engineering shear strain h for i != j)."""
+    eps = np.eye(3)
+    if i == j:
+        eps[i, i] += h
+    else:
+        eps[i, j] += h / 2
+        eps[j, i] += h / 2
+    return eps
+
+
+def stress_rows(frames: list[Atoms], calc, h: float = 1e-3) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Per frame six rows: (1/V) d(sum of basis projections)/dε in GPa per coefficient."""
+    rows = []
+    for atoms in frames:
+        for i, j in VOIGT:
+            sums = []
+            for sign in (1, -1):
+                strained = atoms.copy()
+                strained.set_cell(atoms.cell @ strain(i, j, sign * h), scale_atoms=True)
+                strained.calc = calc
+                strained.get_potential_energy()
+                sums.append(calc.projections.sum(0))
+            rows.append((sums[0] - sums[1]) / (2 * h) / atoms.get_volume() / GPa)
+    return np.array(rows)
+
+
+def stress_labels(frames: list[Atoms]) -> np.ndarray:
+    """mlearn's VASP stresses (kBar, xx yy zz xy yz zx, compression positive) as ASE Voigt GPa."""
+    raw = np.array([f.info["stress_raw_6"] for f in frames], float)
+    return (-0.1 * raw[:, [0, 1, 2, 4, 5, 3]]).ravel()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/mlearn"))
+    parser.add_argument("--cache", type=Path, default=Path("bench/out"))
+    args = parser.parse_args()
+    from pyace import PyACECalculator
+
+    run = args.run
+    bconf = basis_config(
+        resolve_ace_config("max", overrides={"data": ".", "elements": ["Si"]}), ["Si"]
+    )
+    e0s = json.loads((run / "e0s.json").read_text())
+    frames = {n: ase.io.read(run / "data" / f"{n}.xyz", ":") for n in ("train", "valid", "test")}
+    cache = args.cache / "si_design_1200_5.5.npz"
+    if not cache.exists():
+        parts = {}
+        for name, split in frames.items():
+            parts[f"{name}_a"], parts[f"{name}_y"], parts[f"{name}_n"] = _design(
+                bconf, split, e0s, 2
+            )
+        np.savez(cache, **parts)
+    design = dict(np.load(cache))
+    # the prepared split keeps the structures' ids; their stresses come from the mlearn file
+    raw = {
+        a.info["jid"]: a.info["stress_raw_6"]
+        for a in ase.io.read(args.data / "mlearn_Si_train.extxyz.gz", ":")
+    }
+    for split in ("train", "valid"):
+        for atoms in frames[split]:
+            atoms.info["stress_raw_6"] = raw[atoms.info["jid"]]
+    calc = PyACECalculator(bconf)
+    start = time.time()
+    rows = {n: stress_rows(frames[n], calc) for n in ("train", "valid")}
+    labels = {n: stress_labels(frames[n]) for n in ("train", "valid")}
+    print(
+        f"stress rows: {len(labels['train'])} training, {len(labels['valid'])} validation, {time.time() - start:.0f} s"
+    )
+    fit = json.loads((run / "ace_fit.json").read_text())
+    weight, alpha = fit["energy_weight"], fit["ridge_alpha"]
+    print(f"the run's energy weight {weight:g} and ridge {alpha:g}; {DFT_ELASTIC}")
+    a_train, y_train, n_train = design["train_a"], design["train_y"], int(design["train_n"])
+    diamond = bulk("Si", "diamond", a=5.4685, cubic=True)
+    uniaxial = [diamond.copy() for _ in (0, 1)]
+    for cell, e in zip(uniaxial, (0.01, -0.01), strict=True):
+        cell.set_cell(diamond.cell @ np.diag([1 + e, 1, 1]), scale_atoms=True)
+    uniaxial_rows = stress_rows(uniaxial, calc)
+    for w in STRESS_WEIGHTS:
+        a = np.concatenate([a_train[:n_train] * weight, a_train[n_train:], rows["train"] * w])
+        y = np.concatenate([y_train[:n_train] * weight, y_train[n_train:], labels["train"] * w])
+        coef = _ridge_path(a, y, (alpha,))[0]
+        e_valid, f_valid = _errors(
+            design["valid_a"], design["valid_y"], int(design["valid_n"]), coef
+        )
+        e_test, f_test = _errors(design["test_a"], design["test_y"], int(design["test_n"]), coef)
+        s_valid = np.abs(rows["valid"] @ coef - labels["valid"]).mean()
+        plus, minus = (uniaxial_rows @ coef).reshape(2, 6)
+        c11, c12 = (plus[:2] - minus[:2]) / 0.02
+        print(f"stress weight {w:g}: validation E {e_valid:.3f} meV/atom, F {f_valid:.4f} eV/Å, "
+              f"stress {s_valid:.2f} GPa | test E {e_test:.3f}, F {f_test:.4f} | "
+              f"C11 {c11:.0f}, C12 {c12:.0f}, B {(c11 + 2 * c12) / 3:.0f} GPa", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
