@@ -28,7 +28,8 @@ from ase import Atoms
 from ase.build import bulk
 from ase.units import GPa
 
-from matbrain.potentials.ace.linear import _design, _errors, _ridge_path, basis_config
+from ace_hot_snapshots import design
+from matbrain.potentials.ace.linear import _errors, _ridge_path, basis_config
 from matbrain.potentials.config import resolve_ace_config
 
 VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]  # ASE's order: xx yy zz yz xz xy
@@ -81,17 +82,8 @@ def main() -> None:
     bconf = basis_config(
         resolve_ace_config("max", overrides={"data": ".", "elements": ["Si"]}), ["Si"]
     )
-    e0s = json.loads((run / "e0s.json").read_text())
     frames = {n: ase.io.read(run / "data" / f"{n}.xyz", ":") for n in ("train", "valid", "test")}
-    cache = args.cache / "si_design_1200_5.5.npz"
-    if not cache.exists():
-        parts = {}
-        for name, split in frames.items():
-            parts[f"{name}_a"], parts[f"{name}_y"], parts[f"{name}_n"] = _design(
-                bconf, split, e0s, 2
-            )
-        np.savez(cache, **parts)
-    design = dict(np.load(cache))
+    matrices = design("Si", run, args.cache)  # the max level's, cached
     # the prepared split keeps the structures' ids; their stresses come from the mlearn file
     raw = {
         a.info["jid"]: a.info["stress_raw_6"]
@@ -110,7 +102,7 @@ def main() -> None:
     fit = json.loads((run / "ace_fit.json").read_text())
     weight, alpha = fit["energy_weight"], fit["ridge_alpha"]
     print(f"the run's energy weight {weight:g} and ridge {alpha:g}; {DFT_ELASTIC}")
-    a_train, y_train, n_train = design["train_a"], design["train_y"], int(design["train_n"])
+    a_train, y_train, n_train = matrices["train_a"], matrices["train_y"], int(matrices["train_n"])
     diamond = bulk("Si", "diamond", a=5.4685, cubic=True)
     uniaxial = [diamond.copy() for _ in (0, 1)]
     for cell, e in zip(uniaxial, (0.01, -0.01), strict=True):
@@ -121,9 +113,11 @@ def main() -> None:
         y = np.concatenate([y_train[:n_train] * weight, y_train[n_train:], labels["train"] * w])
         coef = _ridge_path(a, y, (alpha,))[0]
         e_valid, f_valid = _errors(
-            design["valid_a"], design["valid_y"], int(design["valid_n"]), coef
+            matrices["valid_a"], matrices["valid_y"], int(matrices["valid_n"]), coef
         )
-        e_test, f_test = _errors(design["test_a"], design["test_y"], int(design["test_n"]), coef)
+        e_test, f_test = _errors(
+            matrices["test_a"], matrices["test_y"], int(matrices["test_n"]), coef
+        )
         s_valid = np.abs(rows["valid"] @ coef - labels["valid"]).mean()
         plus, minus = (uniaxial_rows @ coef).reshape(2, 6)
         c11, c12 = (plus[:2] - minus[:2]) / 0.02

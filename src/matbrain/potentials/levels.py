@@ -69,10 +69,10 @@ def ace_level(level: str) -> dict[str, Any]:
 
 
 def ace_levels_table() -> str:
-    lines = [f"{'level':<12} {'functions':>9} {'cutoff':>6} {'iter.':>5} radial n / max l by order"]
     from matbrain.potentials.config import AceTrainConfig  # it imports this module
 
     fields = AceTrainConfig.model_fields
+    lines = [f"{'level':<12} {'functions':>9} {'cutoff':>6} {'iter.':>5} radial n / max l by order"]
     for name in MACE_LEVEL_NAMES:
         p = ACE_LEVELS[name]
         nradmax = p.get("nradmax_by_orders", fields["nradmax_by_orders"].default)
