@@ -175,3 +175,28 @@ def test_resume_refuses_a_different_config(tmp_path):
     )
     with pytest.raises(ValueError, match="changed: epochs: 1 -> 2"):
         run_training(other, run_dir=run, progress=False)
+
+
+def test_a_run_does_not_depend_on_random_numbers_drawn_while_preparing_data(tmp_path, monkeypatch):
+    """A cold feature cache loads a pretrained featurizer, which draws from torch's and numpy's
+    global generators; a warm cache does not. Both must train the same model."""
+    import matbrain.training.pipeline as pipeline
+
+    torch.set_num_threads(1)
+    real_prepare = pipeline.prepare_data
+
+    def run(folder, draws: bool):
+        def prepare(*args, **kwargs):
+            out = real_prepare(*args, **kwargs)
+            if draws:  # what loading a featurizer's weights does to the global state
+                torch.randn(1000)
+                np.random.rand(1000)
+            return out
+
+        monkeypatch.setattr(pipeline, "prepare_data", prepare)
+        overrides = {**TINY, "epochs": 1, "output_root": str(tmp_path / folder)}
+        result = run_training(resolve_config("cgcnn", "smoke", overrides=overrides), progress=False)
+        return torch.load(result.run_dir / "checkpoint.pt", weights_only=False)["model"]
+
+    warm, cold = run("warm", draws=False), run("cold", draws=True)
+    assert all(torch.equal(warm[k], cold[k]) for k in warm)

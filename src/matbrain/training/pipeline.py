@@ -163,6 +163,11 @@ def run_training(
                 handler.close()
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
+        # preparing the data can draw random numbers (loading a pretrained featurizer does, and
+        # only when its features are not cached yet): reseed, so that the weights depend on the
+        # seed alone, not on the state of the cache
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
         props = config.property_list()
         model = build_model(config, data)
         if not resuming and dist.is_main:
