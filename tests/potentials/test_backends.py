@@ -201,3 +201,24 @@ def test_finetuned_universal_potential_beats_the_untouched_one_on_held_out_struc
     history = json.loads((run.run_dir / "history.json").read_text())
     assert len(history) == (4 if base == "sevennet" else 3)  # one row per epoch, from the engine
     assert (run.run_dir / "plots" / "learning_curves.png").exists()
+
+
+def test_pacemaker_gets_the_levels_radial_basis_for_one_and_two_elements():
+    # --solver pacemaker used pacemaker's template whatever the level; and a sixth body order
+    # that mixes elements is beyond pyace's white-list (every level but max failed for binaries)
+    from pyace import create_multispecies_basis_config
+
+    from matbrain.potentials.ace.config import AceTrainingConfig, pacemaker_input
+    from matbrain.potentials.config import resolve_ace_config
+
+    level = resolve_ace_config("pro", overrides={"data": "."})
+    settings = AceTrainingConfig(functions_per_element=600, nradmax_by_orders=level.nradmax_by_orders,
+                                 lmax_by_orders=level.lmax_by_orders)  # fmt: skip
+    for elements in (["Cu"], ["Cu", "Ni"]):
+        potential = pacemaker_input(settings, elements, "train.pckl.gzip", "test.pckl.gzip")[
+            "potential"
+        ]
+        assert potential["functions"]["UNARY"]["lmax_by_orders"] == [0, 4, 3, 2, 2, 1]
+        basis = create_multispecies_basis_config(potential)
+        assert basis.total_number_of_functions == 600 * len(elements)
+        assert max(block.lmaxi for block in basis.funcspecs_blocks) == 4  # the template stops at 3

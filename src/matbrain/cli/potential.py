@@ -23,7 +23,8 @@ potential_app = typer.Typer(
 TRAIN_HELP = f"""Train a potential into models/<algorithm>/run_*/ with the engine's own trainer.
 
 --algorithm ace: python-ace's linear least squares (default; energy weight and ridge strength
-chosen on the validation split) or --solver pacemaker (its nonlinear fit). --algorithm mace:
+chosen on the validation split; with --with-stress the stresses too) or --solver pacemaker (its
+nonlinear fit of energies and forces). --algorithm mace:
 mace-torch's run_train. Energies of every model are in the frame of the data (per-element E0s).
 
 DATA is an extxyz file or folder, an ASE database (.db or postgresql://), or JARVIS dft_3d
@@ -134,6 +135,7 @@ def train_cmd(
     swa: Annotated[bool | None, typer.Option("--swa/--no-swa", help="MACE: stage two (SWA, high energy weight) over the last 20 %% of epochs")] = None,
     energy_weight: Annotated[float | None, typer.Option(help="MACE: energy weight (default 1); ACE linear: energy row weight (default: chosen on validation)")] = None,
     forces_weight: Annotated[float | None, typer.Option(help="MACE: forces weight (default 100)")] = None,
+    stress_weight: Annotated[float | None, typer.Option(help="with --with-stress; MACE: stress weight (default 1); ACE linear: weight of stress components in GPa (default: chosen on validation)")] = None,
     devices: Annotated[int | None, typer.Option(help="MACE: GPUs for mace-torch's data-parallel training")] = None,
     valid_fraction: Annotated[float | None, typer.Option(help="share of DATA for validation (default 0.1)")] = None,
     test_fraction: Annotated[float | None, typer.Option(help="share of DATA held back as a test set (default 0)")] = None,
@@ -186,6 +188,7 @@ def train_cmd(
             "valid_fraction": valid_fraction,
             "test_fraction": test_fraction,
             "energy_weight": energy_weight,
+            "stress_weight": stress_weight,
             "dtype": dtype,
             "device": device,
             "seed": seed,

@@ -161,6 +161,9 @@ def _fit_ace(
     say: Say,
 ) -> BackendFit:
     start = None
+    if cfg.with_stress and cfg.solver != "linear":
+        say(f"ACE {cfg.solver}: pacemaker fits energies and forces only; the stresses are scored, "
+            "not fitted" + (" (the linear start fits them)" if "linear" in cfg.solver else ""))  # fmt: skip
     if cfg.solver in ("linear", "linear+pacemaker"):
         from matbrain.potentials.ace.linear import fit_linear_ace
         from matbrain.potentials.ace.plots import validation_grid_plot
@@ -168,11 +171,14 @@ def _fit_ace(
         where = run_dir if cfg.solver == "linear" else run_dir / "linear"
         fit = fit_linear_ace(splits["train"], splits["valid"], cfg, e0s, where, cfg.workers, say)
         (where / "ace_fit.json").write_text(json.dumps(fit.as_dict(), indent=2))
-        validation_grid_plot(fit.grid, (fit.energy_weight, fit.ridge_alpha),
-                             run_dir / "plots" / "ace_validation_grid.png")  # fmt: skip
+        chosen = {"energy_weight": fit.energy_weight, "ridge_alpha": fit.ridge_alpha}
+        if fit.stress_weight is not None:
+            chosen["stress_weight"] = fit.stress_weight
+        validation_grid_plot(fit.grid, chosen, run_dir / "plots" / "ace_validation_grid.png")
         if cfg.solver == "linear":
             return BackendFit(fit.yace, [], "python-ace (linear)", engine_version("python-ace"),
                               {"energy_weight": fit.energy_weight, "ridge_alpha": fit.ridge_alpha,
+                               "stress_weight": fit.stress_weight,
                                "n_functions": fit.n_functions})  # fmt: skip
         start = fit.yaml.resolve()  # pacemaker refines it: radial functions too, nonlinearly
     return _fit_pacemaker(cfg, splits, run_dir, e0s, say, start)
@@ -200,6 +206,8 @@ def _fit_pacemaker(
         seed=cfg.seed,
         reference_energy=e0s,
         start_potential=str(start) if start else None,
+        nradmax_by_orders=list(cfg.nradmax_by_orders),
+        lmax_by_orders=list(cfg.lmax_by_orders),
     )
 
     def on_point(p) -> None:

@@ -104,6 +104,12 @@ class AceTrainConfig(_Base):
         "(None: chosen on validation)",
     )
     ridge_alpha: float | None = Field(None, gt=0, description="linear: None = chosen on validation")
+    stress_weight: float | None = Field(  # type: ignore[assignment]
+        None,
+        gt=0,
+        description="linear, with stresses: weight of stress components (GPa) vs force "
+        "components (eV/Å) (None: chosen on validation)",
+    )
     kappa: float = Field(0.3, ge=0.0, le=1.0, description="pacemaker: force share of the loss")
     max_iter: int = Field(200, ge=1, description="pacemaker: BFGS iterations")
     batch_size: int = Field(

@@ -34,6 +34,36 @@ class AceTrainingConfig(BaseModel):
     reference_energy: dict[str, float] | None = Field(
         None, description="E0 per element (eV) subtracted before fitting; None: pacemaker's 'auto'"
     )
+    nradmax_by_orders: list[int] | None = Field(
+        None, description="radial functions per body order (None: pacemaker's template)"
+    )
+    lmax_by_orders: list[int] | None = Field(None, description="max l per body order")
+
+
+# pyace's white-list of functions that mix species stops at five orders (body order 6): a sixth
+# order for two or more elements fails with "potential shape is too big"
+MIXED_SPECIES_ORDERS = 5
+
+
+def functions_by_orders(nradmax_by_orders: list[int], lmax_by_orders: list[int]) -> dict[str, Any]:
+    """pacemaker's ``functions`` blocks for one radial basis: one-element functions take it whole,
+    functions that mix elements its first five orders."""
+    mixed = {"nradmax_by_orders": list(nradmax_by_orders[:MIXED_SPECIES_ORDERS]),
+             "lmax_by_orders": list(lmax_by_orders[:MIXED_SPECIES_ORDERS])}  # fmt: skip
+    return {
+        "UNARY": {"nradmax_by_orders": list(nradmax_by_orders),
+                  "lmax_by_orders": list(lmax_by_orders)},
+        "BINARY": mixed,
+        "ALL": mixed,
+    }  # fmt: skip
+
+
+# pacemaker's own template (active learning's fits use it)
+PACEMAKER_TEMPLATE = {
+    "UNARY": {"nradmax_by_orders": [15, 6, 4, 3, 2, 2], "lmax_by_orders": [0, 3, 3, 2, 2, 1]},
+    "BINARY": {"nradmax_by_orders": [15, 6, 3, 2, 2, 1], "lmax_by_orders": [0, 3, 2, 1, 1, 0]},
+    "ALL": {"nradmax_by_orders": [15, 3, 2, 1, 1], "lmax_by_orders": [0, 2, 2, 1, 1]},
+}  # fmt: skip
 
 
 def pacemaker_input(
@@ -65,9 +95,8 @@ def pacemaker_input(
             },
             "functions": {
                 "number_of_functions_per_element": cfg.functions_per_element,
-                "UNARY": {"nradmax_by_orders": [15, 6, 4, 3, 2, 2], "lmax_by_orders": [0, 3, 3, 2, 2, 1]},
-                "BINARY": {"nradmax_by_orders": [15, 6, 3, 2, 2, 1], "lmax_by_orders": [0, 3, 2, 1, 1, 0]},
-                "ALL": {"nradmax_by_orders": [15, 3, 2, 1, 1], "lmax_by_orders": [0, 2, 2, 1, 1]},
+                **(functions_by_orders(cfg.nradmax_by_orders, cfg.lmax_by_orders)
+                   if cfg.nradmax_by_orders and cfg.lmax_by_orders else PACEMAKER_TEMPLATE),
             },
         },
         **({"potential": cfg.start_potential} if cfg.start_potential else {}),

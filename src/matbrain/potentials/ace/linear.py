@@ -11,6 +11,13 @@ The energy weight and the ridge strength are chosen on the validation split from
 chosen fit on the training split, so the run's validation errors stay held-out. (Refitting them
 on training and validation together moved mlearn Ni's test errors by under 4 %: 0.346 -> 0.333
 meV/atom, 0.0134 -> 0.0133 eV/Å with 1,200 functions.)
+
+With ``with_stress`` the fit sees the DFT stresses too: one row per Voigt component, the strain
+derivative (1/V) dE/dε of each basis function's sum over the atoms (central differences of the
+projections at strains ±1e-3), in GPa, weighted by the stress weight (chosen on validation with
+the others when not given). Energies and forces pin C11 but not C12: mlearn Si's linear fit at
+the max level gave diamond C12 83 GPa against the data's 58 without its stresses
+(bench/ace_stress_rows.py).
 """
 
 from __future__ import annotations
@@ -24,12 +31,16 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from matbrain.potentials.ace.config import functions_by_orders
 from matbrain.potentials.ace.reference import set_yace_reference_energies
 from matbrain.potentials.config import AceTrainConfig
-from matbrain.potentials.data import energy_and_forces
+from matbrain.potentials.data import STRESS_KEY, energy_and_forces
 
 ENERGY_WEIGHTS = (10.0, 30.0, 100.0, 300.0)
 RIDGE_ALPHAS = (1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
+STRESS_WEIGHTS = (0.1, 0.3, 1.0)  # per GPa, beside force components in eV/Å
+VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # ASE's order: xx yy zz yz xz xy
+STRAIN_STEP = 1e-3
 
 
 @dataclass
@@ -41,6 +52,7 @@ class LinearAceFit:
     n_functions: int
     seconds: float
     grid: list[dict[str, float]] = field(default_factory=list)
+    stress_weight: float | None = None  # None: stresses not fitted
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -60,8 +72,7 @@ def basis_config(cfg: AceTrainConfig, elements: list[str]):
         "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": cfg.cutoff_A,
                           "dcut": 0.01, "NameOfCutoffFunction": "cos"}},
         "functions": {"number_of_functions_per_element": cfg.functions_per_element,
-                      "ALL": {"nradmax_by_orders": list(cfg.nradmax_by_orders),
-                              "lmax_by_orders": list(cfg.lmax_by_orders)}},
+                      **functions_by_orders(cfg.nradmax_by_orders, cfg.lmax_by_orders)},
     })  # fmt: skip
 
 
@@ -84,6 +95,56 @@ def _design(bconf, frames: list[Atoms], e0s: dict[str, float], workers: int):
     dataset = LinearACEDataset(bconf, _frame_table(frames, e0s))
     matrix = np.array(dataset.get_design_matrix(max_workers=max(1, workers)))
     return matrix, np.array(dataset.get_target_vector()), len(frames)
+
+
+def _strain(i: int, j: int, h: float) -> np.ndarray:
+    """Deformation gradient of the symmetric strain with ε_ij = h (engineering shear for i != j)."""
+    eps = np.eye(3)
+    eps[i, j] += h if i == j else h / 2
+    if i != j:
+        eps[j, i] += h / 2
+    return eps
+
+
+def stress_design(bconf, frames: list[Atoms]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, targets) in GPa: six per periodic frame with a DFT stress, Voigt order.
+
+    A row holds (1/V) d/dε of every basis function summed over the atoms, laid out as pyace's
+    design matrix lays out the energy rows (species blocks), so ``rows @ coefficients`` is the
+    potential's stress (the E0s do not depend on strain)."""
+    from ase.units import GPa
+    from pyace import ACEBBasisSet, ACEBEvaluator, ACECalculator
+    from pyace.atomicenvironment import aseatoms_to_atomicenvironment
+    from pyace.linearacefit import compute_nfunc_func_ind_shift
+
+    basis = ACEBBasisSet(bconf)
+    evaluator = ACEBEvaluator(basis)  # the calculator does not keep it alive: hold it here
+    calc = ACECalculator(evaluator)
+    n_functions, shift = compute_nfunc_func_ind_shift(basis)
+
+    def summed_projections(atoms: Atoms) -> np.ndarray:
+        env = aseatoms_to_atomicenvironment(
+            atoms, cutoff=basis.cutoffmax, elements_mapper_dict=basis.elements_to_index_map
+        )
+        calc.compute(env, compute_projections=True)
+        row = np.zeros(n_functions)
+        for species, projection in zip(env.species_type, calc.projections, strict=False):
+            row[shift[species] : shift[species] + len(projection)] += projection
+        return row
+
+    rows, targets = [], []
+    for atoms in frames:
+        if STRESS_KEY not in atoms.info or not atoms.pbc.all():
+            continue
+        volume = atoms.get_volume()
+        for i, j in VOIGT:
+            plus, minus = (atoms.copy(), atoms.copy())
+            plus.set_cell(atoms.cell @ _strain(i, j, STRAIN_STEP), scale_atoms=True)
+            minus.set_cell(atoms.cell @ _strain(i, j, -STRAIN_STEP), scale_atoms=True)
+            derivative = (summed_projections(plus) - summed_projections(minus)) / (2 * STRAIN_STEP)
+            rows.append(derivative / volume / GPa)
+            targets.append(np.asarray(atoms.info[STRESS_KEY])[i, j] / GPa)
+    return np.array(rows).reshape(-1, n_functions), np.array(targets)
 
 
 def _ridge_path(a: np.ndarray, y: np.ndarray, alphas: tuple[float, ...]) -> list[np.ndarray]:
@@ -110,7 +171,8 @@ def fit_linear_ace(
     workers: int = 2,
     echo=print,
 ) -> LinearAceFit:
-    """Fit, pick energy weight and ridge strength on ``valid``, write ``ace.yaml`` and ``ace.yace``."""
+    """Fit, pick energy weight and ridge strength (and stress weight) on ``valid``, write
+    ``ace.yaml`` and ``ace.yace``."""
     from pyace import ACEBBasisSet
 
     started = time.time()
@@ -124,28 +186,52 @@ def fit_linear_ace(
          f"design matrices of {len(train)} + {len(valid)} structures")  # fmt: skip
     a_train, y_train, n_train = _design(bconf, train, e0s, workers)
     a_valid, y_valid, n_valid = _design(bconf, valid, e0s, workers)
+    fit_stress = cfg.with_stress
+    s_train = s_valid = None
+    if fit_stress:
+        s_started = time.time()
+        s_train, s_valid = stress_design(bconf, train), stress_design(bconf, valid)
+        if not len(s_train[1]):
+            raise ValueError("--with-stress: no periodic training structure has a stress")
+        echo(f"linear ACE: stress rows of {len(s_train[1]) // 6} + {len(s_valid[1]) // 6} "
+             f"structures ({time.time() - s_started:.0f} s)")  # fmt: skip
 
     weights = (cfg.energy_weight,) if cfg.energy_weight else ENERGY_WEIGHTS
     alphas = (cfg.ridge_alpha,) if cfg.ridge_alpha else RIDGE_ALPHAS
+    stress_weights: tuple[float | None, ...] = (None,)
+    if fit_stress:
+        stress_weights = (cfg.stress_weight,) if cfg.stress_weight is not None else STRESS_WEIGHTS
     grid: list[dict[str, Any]] = []
     for weight in weights:
-        row_w = np.ones(len(y_train))
-        row_w[:n_train] = weight
-        for alpha, coef in zip(
-            alphas, _ridge_path(a_train * row_w[:, None], y_train * row_w, alphas), strict=True
-        ):
-            e_mae, f_mae = _errors(a_valid, y_valid, n_valid, coef)
-            grid.append({"energy_weight": weight, "ridge_alpha": alpha,
-                         "valid_energy_mae_meV_per_atom": e_mae, "valid_forces_mae_eV_per_A": f_mae,
-                         "_coef": coef})  # fmt: skip
-    # both errors count, each relative to its best on the grid
-    best_e = min(g["valid_energy_mae_meV_per_atom"] for g in grid)
-    best_f = min(g["valid_forces_mae_eV_per_A"] for g in grid)
-    chosen = min(grid, key=lambda g: g["valid_energy_mae_meV_per_atom"] / best_e
-                 + g["valid_forces_mae_eV_per_A"] / best_f)  # fmt: skip
+        for stress_weight in stress_weights:
+            row_w = np.ones(len(y_train))
+            row_w[:n_train] = weight
+            a, y = a_train * row_w[:, None], y_train * row_w
+            if s_train is not None and stress_weight is not None:
+                a = np.concatenate([a, s_train[0] * stress_weight])
+                y = np.concatenate([y, s_train[1] * stress_weight])
+            for alpha, coef in zip(alphas, _ridge_path(a, y, alphas), strict=True):
+                e_mae, f_mae = _errors(a_valid, y_valid, n_valid, coef)
+                point = {"energy_weight": weight, "ridge_alpha": alpha,
+                         "valid_energy_mae_meV_per_atom": e_mae,
+                         "valid_forces_mae_eV_per_A": f_mae, "_coef": coef}  # fmt: skip
+                if s_valid is not None and len(s_valid[1]):
+                    point["stress_weight"] = stress_weight
+                    point["valid_stress_mae_GPa"] = float(
+                        np.abs(s_valid[0] @ coef - s_valid[1]).mean()
+                    )
+                grid.append(point)
+    # every error counts, each relative to its best on the grid
+    scored = [k for k in ("valid_energy_mae_meV_per_atom", "valid_forces_mae_eV_per_A",
+                          "valid_stress_mae_GPa") if k in grid[0]]  # fmt: skip
+    best = {k: min(g[k] for g in grid) for k in scored}
+    chosen = min(grid, key=lambda g: sum(g[k] / best[k] for k in scored))
+    stress_note = (f", stress weight {chosen['stress_weight']:g} "
+                   f"(validation stress MAE {chosen['valid_stress_mae_GPa']:.3f} GPa)"
+                   if "stress_weight" in chosen else "")  # fmt: skip
     echo(f"linear ACE: energy weight {chosen['energy_weight']:g}, ridge {chosen['ridge_alpha']:g} "
          f"(validation E MAE {chosen['valid_energy_mae_meV_per_atom']:.3f} meV/atom, "
-         f"F MAE {chosen['valid_forces_mae_eV_per_A']:.4f} eV/Å)")  # fmt: skip
+         f"F MAE {chosen['valid_forces_mae_eV_per_A']:.4f} eV/Å){stress_note}")  # fmt: skip
 
     basis = ACEBBasisSet(bconf)
     basis.basis_coeffs = chosen["_coef"]
@@ -159,4 +245,5 @@ def fit_linear_ace(
         yaml_path, yace_path, chosen["energy_weight"], chosen["ridge_alpha"],
         int(bconf.total_number_of_functions), round(time.time() - started, 1),
         [{k: v for k, v in g.items() if not k.startswith("_")} for g in grid],
+        chosen.get("stress_weight"),
     )  # fmt: skip

@@ -1,0 +1,121 @@
+"""Linear ACE fits DFT stresses: the stress rows are the potential's stress, and fitting them
+lowers the held-out stress error (small mlearn Si set that the repository carries)."""
+
+from __future__ import annotations
+
+import json
+
+import ase.io
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.units import GPa
+
+from emt_data import MLEARN
+from matbrain.potentials.ace.linear import VOIGT, basis_config, stress_design
+from matbrain.potentials.config import resolve_ace_config
+from matbrain.potentials.data import STRESS_KEY, read_labelled
+
+
+def test_stress_rows_times_coefficients_are_the_potentials_stress():
+    # two elements: the rows must lay the species' blocks out as the coefficients are laid out
+    from pyace import ACEBBasisSet, PyACECalculator
+
+    cfg = resolve_ace_config("smoke", overrides={"data": ".", "functions_per_element": 12})
+    basis = ACEBBasisSet(basis_config(cfg, ["Cu", "Ni"]))
+    coefficients = np.random.default_rng(0).normal(size=len(basis.basis_coeffs))
+    basis.basis_coeffs = coefficients
+    atoms = bulk("Cu", "fcc", a=3.58, cubic=True).repeat((2, 1, 1))
+    atoms.symbols[[1, 4, 6]] = "Ni"
+    atoms.set_cell(atoms.cell.array + [[0, 0.1, 0], [0.05, 0, 0], [0, 0, 0.1]], scale_atoms=True)
+    atoms.rattle(0.05, seed=3)
+    atoms.info[STRESS_KEY] = np.zeros((3, 3))  # rows are built for structures with a label
+    rows, targets = stress_design(basis.to_BBasisConfiguration(), [atoms])
+
+    atoms.calc = PyACECalculator(basis)
+    stress = atoms.get_stress(voigt=False)
+    expected = np.array([stress[i, j] for i, j in VOIGT]) / GPa
+    assert np.abs(expected).max() > 1.0  # not a trivial zero
+    np.testing.assert_allclose(rows @ coefficients, expected, atol=1e-3 * np.abs(expected).max())
+    assert rows.shape == (6, len(coefficients)) and not targets.any()
+
+
+def test_structures_without_a_periodic_stress_give_no_rows():
+    cfg = resolve_ace_config("smoke", overrides={"data": ".", "functions_per_element": 5})
+    bconf = basis_config(cfg, ["Si"])
+    crystal = bulk("Si", "diamond", a=5.43)
+    rows, targets = stress_design(bconf, [crystal])  # no stress label
+    assert rows.shape == (0, 5) and targets.shape == (0,)
+
+
+@pytest.fixture(scope="module")
+def si_runs(tmp_path_factory):
+    """Linear ACE on the carried Si set: without stresses, with them at weight 1, and with the
+    weight left to the validation split."""
+    from matbrain.potentials.pipeline import train_potential
+
+    root = tmp_path_factory.mktemp("si_stress")
+    ase.io.write(root / "train.extxyz", ase.io.read(MLEARN / "mlearn_Si_train.extxyz.gz", ":"),
+                 format="extxyz")  # fmt: skip
+
+    def train(name: str, **overrides):  # type: ignore[no-untyped-def]
+        cfg = resolve_ace_config("smoke", overrides={
+            "data": str(root / "train.extxyz"), "elements": ["Si"], "functions_per_element": 40,
+            "cutoff_A": 5.0, "workers": 1, "energy_weight": 100.0, "ridge_alpha": 1e-6,
+            "output_root": str(root / name), **overrides})  # fmt: skip
+        return train_potential(cfg, progress=False)
+
+    return {
+        "without": train("without"),
+        "weight 1": train("weight1", with_stress=True, stress_weight=1.0),
+        "chosen": train("chosen", with_stress=True, energy_weight=None, ridge_alpha=None),
+    }
+
+
+def _errors(run, frames):  # type: ignore[no-untyped-def]
+    from matbrain.potentials.calculators import load_potential
+    from matbrain.potentials.evaluate import error_metrics, predict
+
+    return error_metrics(predict(load_potential(run.model_path).calc, frames))
+
+
+def _diamond_bulk_modulus(run) -> float:  # type: ignore[no-untyped-def]
+    """(C11 + 2 C12) / 3 of diamond Si from ±1 % uniaxial strain (clamped ions), GPa."""
+    from matbrain.potentials.calculators import load_potential
+
+    calc = load_potential(run.model_path).calc
+    diamond = bulk("Si", "diamond", a=5.4685, cubic=True)
+    stresses = []
+    for strain in (0.01, -0.01):
+        atoms = diamond.copy()
+        atoms.set_cell(diamond.cell @ np.diag([1 + strain, 1, 1]), scale_atoms=True)
+        atoms.calc = calc
+        stresses.append(atoms.get_stress() / GPa)
+    c11, c12 = (stresses[0][:2] - stresses[1][:2]) / 0.02
+    return (c11 + 2 * c12) / 3
+
+
+def test_fitting_stresses_brings_the_bulk_modulus_to_the_dft_one(si_runs):
+    # energies and forces pin C11, not C12: without stresses B came out 108 GPa on this set,
+    # with them 94; PBE gives 89 (mlearn's strained cells; Materials Project 88)
+    dft = 89.0
+    without = _diamond_bulk_modulus(si_runs["without"])
+    fitted = _diamond_bulk_modulus(si_runs["weight 1"])
+    assert abs(fitted - dft) < 0.5 * abs(without - dft), (without, fitted)
+    held_out = read_labelled(MLEARN / "mlearn_Si_test.extxyz.gz")
+    forces = [
+        _errors(si_runs[k], held_out)["forces_eV_per_A"]["mae"] for k in ("without", "weight 1")
+    ]
+    assert forces[1] < 1.2 * forces[0], forces
+
+
+def test_the_stress_weight_is_chosen_on_validation_and_recorded(si_runs):
+    fit = json.loads((si_runs["chosen"].run_dir / "ace_fit.json").read_text())
+    assert {g["stress_weight"] for g in fit["grid"]} == {0.1, 0.3, 1.0}
+    assert all(np.isfinite(g["valid_stress_mae_GPa"]) for g in fit["grid"])
+    assert fit["stress_weight"] in (0.1, 0.3, 1.0)
+    assert json.loads((si_runs["weight 1"].run_dir / "ace_fit.json").read_text())[
+        "stress_weight"] == 1.0  # fmt: skip
+    assert json.loads((si_runs["without"].run_dir / "ace_fit.json").read_text())[
+        "stress_weight"] is None  # fmt: skip
+    assert (si_runs["chosen"].run_dir / "plots" / "ace_validation_grid.png").exists()
