@@ -3,9 +3,9 @@
 The linear fit sees energies and forces. mlearn's Si training split also carries DFT stresses
 (`stress_raw_6`, VASP kBar), and its uniaxially strained diamond cells give C11 = 153 and
 C12 = 58 GPa (B = 89). This adds one row per stress component to the least-squares problem:
-(1/V) dE/dε of the structure, from the per-atom basis projections of pyace's calculator at
-strains ±h (central differences), weighted by w, beside the run's chosen energy weight and
-ridge. It prints validation and test errors and the model's C11, C12 and B of diamond Si
+(1/V) dE/dε of the structure, from the basis projections at strains ±1e-3 (central
+differences; the trainer's `stress_design`, which `potential train --with-stress` now uses),
+weighted by w, beside the run's chosen energy weight and ridge. It prints validation and test errors and the model's C11, C12 and B of diamond Si
 (clamped-ion, ±1 % uniaxial strain).
 
 Usage: python bench/ace_stress_rows.py --run <a bench/mlearn.py --algorithm ace --level max
@@ -24,50 +24,15 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
-from ase import Atoms
 from ase.build import bulk
-from ase.units import GPa
 
 from ace_hot_snapshots import design
-from matbrain.potentials.ace.linear import _errors, _ridge_path, basis_config
+from matbrain.potentials.ace.linear import _errors, _ridge_path, basis_config, stress_design
 from matbrain.potentials.config import resolve_ace_config
+from matbrain.potentials.data import STRESS_KEY, mlearn_stress_to_ase
 
-VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]  # ASE's order: xx yy zz yz xz xy
 STRESS_WEIGHTS = (0.0, 0.1, 0.3, 0.5, 1.0)
 DFT_ELASTIC = "DFT (training split's uniaxial cells): C11 153, C12 58, B 89 GPa"
-
-
-def strain(i: int, j: int, h: float) -> np.ndarray:
-    """Symmetric strain with ε_ij = h (engineering shear strain h for i != j)."""
-    eps = np.eye(3)
-    if i == j:
-        eps[i, i] += h
-    else:
-        eps[i, j] += h / 2
-        eps[j, i] += h / 2
-    return eps
-
-
-def stress_rows(frames: list[Atoms], calc, h: float = 1e-3) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Per frame six rows: (1/V) d(sum of basis projections)/dε in GPa per coefficient."""
-    rows = []
-    for atoms in frames:
-        for i, j in VOIGT:
-            sums = []
-            for sign in (1, -1):
-                strained = atoms.copy()
-                strained.set_cell(atoms.cell @ strain(i, j, sign * h), scale_atoms=True)
-                strained.calc = calc
-                strained.get_potential_energy()
-                sums.append(calc.projections.sum(0))
-            rows.append((sums[0] - sums[1]) / (2 * h) / atoms.get_volume() / GPa)
-    return np.array(rows)
-
-
-def stress_labels(frames: list[Atoms]) -> np.ndarray:
-    """mlearn's VASP stresses (kBar, xx yy zz xy yz zx, compression positive) as ASE Voigt GPa."""
-    raw = np.array([f.info["stress_raw_6"] for f in frames], float)
-    return (-0.1 * raw[:, [0, 1, 2, 4, 5, 3]]).ravel()
 
 
 def main() -> None:
@@ -76,8 +41,6 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/mlearn"))
     parser.add_argument("--cache", type=Path, default=Path("bench/out"))
     args = parser.parse_args()
-    from pyace import PyACECalculator
-
     run = args.run
     bconf = basis_config(
         resolve_ace_config("max", overrides={"data": ".", "elements": ["Si"]}), ["Si"]
@@ -92,10 +55,11 @@ def main() -> None:
     for split in ("train", "valid"):
         for atoms in frames[split]:
             atoms.info["stress_raw_6"] = raw[atoms.info["jid"]]
-    calc = PyACECalculator(bconf)
+            atoms.info[STRESS_KEY] = mlearn_stress_to_ase(atoms)
     start = time.time()
-    rows = {n: stress_rows(frames[n], calc) for n in ("train", "valid")}
-    labels = {n: stress_labels(frames[n]) for n in ("train", "valid")}
+    rows, labels = {}, {}
+    for n in ("train", "valid"):  # the trainer's own rows (--with-stress)
+        rows[n], labels[n] = stress_design(bconf, frames[n])
     print(
         f"stress rows: {len(labels['train'])} training, {len(labels['valid'])} validation, {time.time() - start:.0f} s"
     )
@@ -107,7 +71,8 @@ def main() -> None:
     uniaxial = [diamond.copy() for _ in (0, 1)]
     for cell, e in zip(uniaxial, (0.01, -0.01), strict=True):
         cell.set_cell(diamond.cell @ np.diag([1 + e, 1, 1]), scale_atoms=True)
-    uniaxial_rows = stress_rows(uniaxial, calc)
+        cell.info[STRESS_KEY] = np.zeros((3, 3))  # rows are built for labelled structures
+    uniaxial_rows = stress_design(bconf, uniaxial)[0]
     for w in STRESS_WEIGHTS:
         a = np.concatenate([a_train[:n_train] * weight, a_train[n_train:], rows["train"] * w])
         y = np.concatenate([y_train[:n_train] * weight, y_train[n_train:], labels["train"] * w])

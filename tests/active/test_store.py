@@ -243,5 +243,5 @@ def test_import_keeps_mlearn_stress(tmp_path):
     stored = store.completed()
     assert len(stored) == len(frames)
     for atoms, original in zip(stored, frames, strict=True):
-        expected = full_3x3_to_voigt_6_stress(mlearn_stress_to_ase(original.info["stress_raw_6"]))
+        expected = full_3x3_to_voigt_6_stress(mlearn_stress_to_ase(original))
         np.testing.assert_allclose(atoms.get_stress(), expected, atol=1e-9)

@@ -119,3 +119,22 @@ def test_the_stress_weight_is_chosen_on_validation_and_recorded(si_runs):
     assert json.loads((si_runs["without"].run_dir / "ace_fit.json").read_text())[
         "stress_weight"] is None  # fmt: skip
     assert (si_runs["chosen"].run_dir / "plots" / "ace_validation_grid.png").exists()
+
+
+def test_mlearn_si_shear_stress_sits_where_a_potential_fitted_without_it_puts_it(si_runs):
+    # mlearn's Si lists its shears as VASP's OUTCAR does (xy yz zx; Cu and Ni: xy xz yz)
+    from matbrain.potentials.calculators import load_potential
+    from matbrain.potentials.data import mlearn_stress_to_ase
+
+    calc = load_potential(si_runs["without"].model_path).calc
+    frames = ase.io.read(MLEARN / "mlearn_Si_train.extxyz.gz", ":")
+    sheared = [a for a in frames if np.abs(np.asarray(a.info["stress_raw_6"])[3:]).max() > 50]
+    assert len(sheared) >= 2
+    for atoms in sheared:
+        converted = mlearn_stress_to_ase(atoms) / GPa
+        work = atoms.copy()
+        work.calc = calc
+        predicted = work.get_stress(voigt=False) / GPa
+        for i, j in ((0, 1), (0, 2), (1, 2)):
+            if abs(converted[i, j]) > 5:
+                assert abs(predicted[i, j] - converted[i, j]) < 0.3 * abs(converted[i, j]), (i, j)

@@ -191,7 +191,7 @@ def test_mlearn_stress_has_the_ase_sign():
     frames = ase.io.read(MLEARN / "mlearn_Cu_train.extxyz.gz", ":")
     checked = 0
     for atoms in frames:
-        converted = mlearn_stress_to_ase(np.asarray(atoms.info["stress_raw_6"]))
+        converted = mlearn_stress_to_ase(atoms)
         pressure_dft = -np.trace(converted) / 3 / GPa
         if abs(pressure_dft) < 3:  # near zero the sign says nothing
             continue
@@ -201,3 +201,20 @@ def test_mlearn_stress_has_the_ase_sign():
         assert np.sign(pressure_emt) == np.sign(pressure_dft)
         checked += 1
     assert checked >= 15  # of the 40 frames in tests/data (strained cells, slabs, AIMD)
+
+
+@pytest.mark.parametrize("element", ["Cu", "Ni"])
+def test_mlearn_shear_stress_sits_where_emt_puts_it(element):
+    # the shears of mlearn's Cu and Ni are xy xz yz (Li and Si: xy yz zx, tested with ACE)
+    frames = ase.io.read(MLEARN / f"mlearn_{element}_train.extxyz.gz", ":")
+    sheared = [a for a in frames if np.abs(np.asarray(a.info["stress_raw_6"])[3:]).max() > 20]
+    assert len(sheared) >= 4
+    for atoms in sheared:
+        converted = mlearn_stress_to_ase(atoms) / GPa
+        work = atoms.copy()
+        work.calc = EMT()
+        emt = work.get_stress(voigt=False) / GPa
+        for i, j in ((0, 1), (0, 2), (1, 2)):
+            if abs(converted[i, j]) > 2:
+                assert np.sign(emt[i, j]) == np.sign(converted[i, j]), (i, j)
+                assert abs(emt[i, j] - converted[i, j]) < 0.5 * abs(converted[i, j])

@@ -29,7 +29,7 @@ def _labels_of(atoms: Atoms) -> Labels | None:
 
             from matbrain.potentials.data import mlearn_stress_to_ase
 
-            stress = full_3x3_to_voigt_6_stress(mlearn_stress_to_ase(atoms.info["stress_raw_6"]))
+            stress = full_3x3_to_voigt_6_stress(mlearn_stress_to_ase(atoms))
         return Labels(results["energy"], results["forces"], stress)
     return None
 

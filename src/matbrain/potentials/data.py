@@ -84,13 +84,24 @@ def _lookup(atoms: Atoms, key: str) -> Any:
     return None
 
 
-def mlearn_stress_to_ase(raw: np.ndarray) -> np.ndarray:
-    """mlearn's ``virial_stress`` (VASP kBar, xx yy zz xy xz yz, compression positive) -> ASE 3x3 eV/Å³.
+# mlearn's sets list the shear components of ``virial_stress`` in two orders: Li and Si as VASP's
+# OUTCAR does (xy yz zx), Cu and Ni as xy xz yz. Measured on their sheared training cells: Cu and
+# Ni against EMT, all four against linear ACE fitted without stresses; the other order misses by
+# 6-8 GPa per shear component where the right one is within 0.04-1.3 GPa. (Ge and Mo, the other
+# two mlearn elements, are not measured: they get the Cu/Ni order.)
+MLEARN_VASP_SHEAR_ORDER = frozenset({"Li", "Si"})
 
-    Checked on the mlearn Cu frames against EMT: opposite sign to ASE, and the off-diagonal order
-    above (the six values are stored as ``stress_raw_6``).
-    """
-    xx, yy, zz, xy, xz, yz = (-0.1 * GPa * float(v) for v in raw)
+
+def mlearn_stress_to_ase(atoms: Atoms) -> np.ndarray:
+    """mlearn's ``virial_stress`` of ``atoms`` (``info["stress_raw_6"]``: VASP kBar, xx yy zz and
+    the shears in its set's order, compression positive) -> ASE 3x3 eV/Å³ (opposite sign)."""
+    xx, yy, zz, xy, second, third = (
+        -0.1 * GPa * float(v) for v in np.asarray(atoms.info["stress_raw_6"])
+    )
+    if set(atoms.get_chemical_symbols()) <= MLEARN_VASP_SHEAR_ORDER:
+        yz, xz = second, third
+    else:
+        xz, yz = second, third
     return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
 
 
@@ -118,7 +129,7 @@ def normalise_frame(atoms: Atoms, keys: LabelKeys = LabelKeys(), name: str = "")
     forces = _lookup(atoms, keys.forces)
     stress = _lookup(atoms, keys.stress)
     if stress is None and "stress_raw_6" in atoms.info:
-        stress = mlearn_stress_to_ase(np.asarray(atoms.info["stress_raw_6"]))
+        stress = mlearn_stress_to_ase(atoms)
     if energy is not None:
         energy = float(np.asarray(energy).reshape(()))
         if not np.isfinite(energy):
