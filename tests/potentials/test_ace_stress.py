@@ -111,9 +111,9 @@ def test_fitting_stresses_brings_the_bulk_modulus_to_the_dft_one(si_runs):
 
 def test_the_stress_weight_is_chosen_on_validation_and_recorded(si_runs):
     fit = json.loads((si_runs["chosen"].run_dir / "ace_fit.json").read_text())
-    assert {g["stress_weight"] for g in fit["grid"]} == {0.1, 0.3, 1.0}
+    assert {g["stress_weight"] for g in fit["grid"]} == {0.0, 0.1, 0.3, 1.0}
     assert all(np.isfinite(g["valid_stress_mae_GPa"]) for g in fit["grid"])
-    assert fit["stress_weight"] in (0.1, 0.3, 1.0)
+    assert fit["stress_weight"] in (0.0, 0.1, 0.3, 1.0)
     assert json.loads((si_runs["weight 1"].run_dir / "ace_fit.json").read_text())[
         "stress_weight"] == 1.0  # fmt: skip
     assert json.loads((si_runs["without"].run_dir / "ace_fit.json").read_text())[
@@ -138,3 +138,19 @@ def test_mlearn_si_shear_stress_sits_where_a_potential_fitted_without_it_puts_it
         for i, j in ((0, 1), (0, 2), (1, 2)):
             if abs(converted[i, j]) > 5:
                 assert abs(predicted[i, j] - converted[i, j]) < 0.3 * abs(converted[i, j]), (i, j)
+
+
+def test_stresses_are_fitted_only_as_far_as_they_cost_the_energies_and_forces_little():
+    from matbrain.potentials.ace.linear import STRESS_COST, _choose
+
+    def point(weight, energy, forces, stress):  # type: ignore[no-untyped-def]
+        return {"energy_weight": 100.0, "ridge_alpha": 1e-8, "stress_weight": weight,
+                "valid_energy_mae_meV_per_atom": energy, "valid_forces_mae_eV_per_A": forces,
+                "valid_stress_mae_GPa": stress}  # fmt: skip
+
+    without = point(0.0, 1.0, 0.010, 1.0)
+    cheap = point(0.3, 1.0 + STRESS_COST / 2, 0.010, 0.3)  # 5 % on the energy: worth it
+    costly = point(1.0, 1.5, 0.012, 0.1)  # the data's stresses fight its energies
+    assert _choose([without, cheap, costly]) is cheap
+    assert _choose([without, costly]) is without
+    assert _choose([cheap, costly]) is cheap  # a given weight: the best energies and forces
