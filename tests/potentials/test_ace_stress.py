@@ -14,7 +14,7 @@ from ase.units import GPa
 from emt_data import MLEARN
 from matbrain.potentials.ace.linear import VOIGT, basis_config, stress_design
 from matbrain.potentials.config import resolve_ace_config
-from matbrain.potentials.data import STRESS_KEY, read_labelled
+from matbrain.potentials.data import STRESS_KEY, mlearn_stress_to_ase, read_labelled
 
 
 def test_stress_rows_times_coefficients_are_the_potentials_stress():
@@ -65,7 +65,16 @@ def si_runs(tmp_path_factory):
             "output_root": str(root / name), **overrides})  # fmt: skip
         return train_potential(cfg, progress=False)
 
+    # the same labels with 3 GPa more on each diagonal stress (a Pulay-like offset)
+    shifted = ase.io.read(MLEARN / "mlearn_Si_train.extxyz.gz", ":")
+    for atoms in shifted:
+        atoms.info["stress"] = mlearn_stress_to_ase(atoms) + 3.0 * GPa * np.eye(3)
+        del atoms.info["stress_raw_6"]
+    ase.io.write(root / "shifted.extxyz", shifted, format="extxyz")
     return {
+        "shifted": train(
+            "shifted", data=str(root / "shifted.extxyz"), with_stress=True, stress_weight=1.0
+        ),  # fmt: skip
         "without": train("without"),
         "weight 1": train("weight1", with_stress=True, stress_weight=1.0),
         "chosen": train("chosen", with_stress=True, energy_weight=None, ridge_alpha=None),
@@ -124,7 +133,6 @@ def test_the_stress_weight_is_chosen_on_validation_and_recorded(si_runs):
 def test_mlearn_si_shear_stress_sits_where_a_potential_fitted_without_it_puts_it(si_runs):
     # mlearn's Si lists its shears as VASP's OUTCAR does (xy yz zx; Cu and Ni: xy xz yz)
     from matbrain.potentials.calculators import load_potential
-    from matbrain.potentials.data import mlearn_stress_to_ase
 
     calc = load_potential(si_runs["without"].model_path).calc
     frames = ase.io.read(MLEARN / "mlearn_Si_train.extxyz.gz", ":")
@@ -154,3 +162,12 @@ def test_stresses_are_fitted_only_as_far_as_they_cost_the_energies_and_forces_li
     assert _choose([without, cheap, costly]) is cheap
     assert _choose([without, costly]) is without
     assert _choose([cheap, costly]) is cheap  # a given weight: the best energies and forces
+
+
+def test_a_constant_pressure_offset_of_the_labels_goes_into_the_offset_not_the_potential(si_runs):
+    fits = {k: json.loads((si_runs[k].run_dir / "ace_fit.json").read_text())
+            for k in ("weight 1", "shifted")}  # fmt: skip
+    offset = fits["shifted"]["stress_offset_GPa"] - fits["weight 1"]["stress_offset_GPa"]
+    assert offset == pytest.approx(3.0, abs=1e-3)
+    assert _diamond_bulk_modulus(si_runs["shifted"]) == pytest.approx(
+        _diamond_bulk_modulus(si_runs["weight 1"]), abs=1e-3)  # fmt: skip
