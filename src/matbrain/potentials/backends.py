@@ -179,6 +179,7 @@ def _fit_ace(
             return BackendFit(fit.yace, [], "python-ace (linear)", engine_version("python-ace"),
                               {"energy_weight": fit.energy_weight, "ridge_alpha": fit.ridge_alpha,
                                "stress_weight": fit.stress_weight,
+                               "stress_offset_GPa": fit.stress_offset_GPa,
                                "n_functions": fit.n_functions})  # fmt: skip
         start = fit.yaml.resolve()  # pacemaker refines it: radial functions too, nonlinearly
     return _fit_pacemaker(cfg, splits, run_dir, e0s, say, start)
