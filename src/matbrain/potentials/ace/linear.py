@@ -269,8 +269,9 @@ def fit_linear_ace(
     stress_note = ""
     if "stress_weight" in chosen:
         stress_note = (f", stress weight {chosen['stress_weight']:g} (validation stress MAE "
-                       f"{chosen['valid_stress_mae_GPa']:.3f} GPa, the DFT stresses' constant "
-                       f"offset {chosen['stress_offset_GPa']:+.2f} GPa kept out of the potential)")  # fmt: skip
+                       f"{chosen['valid_stress_mae_GPa']:.3f} GPa beside the DFT stresses' "
+                       f"constant offset, {chosen['stress_offset_GPa']:+.2f} GPa, which the "
+                       "potential leaves out)")  # fmt: skip
         if not chosen["stress_weight"]:
             stress_note += (f"; the stresses are not fitted: any weight costs the validation "
                             f"energies and forces over {STRESS_COST:.0%}")  # fmt: skip
