@@ -179,26 +179,16 @@ CRYSTALS = {
 
 
 def cubic_elastic(model_path: Path, element: str) -> dict[str, float]:
-    """C11, C12 and B = (C11 + 2 C12) / 3 (GPa) of the element's cubic crystal from ±1 % uniaxial
-    strain, clamped ions (exact for these lattices, whose atoms sit at centres of symmetry or, in
-    diamond, move only under shear)."""
-    import numpy as np
+    """C11, C12 and B (GPa) of the element's cubic crystal at its PBE lattice constant, clamped
+    ions (:func:`matbrain.potentials.checks.cubic_elastic_constants`)."""
     from ase.build import bulk
-    from ase.units import GPa
 
     from matbrain.potentials.calculators import load_potential
+    from matbrain.potentials.checks import cubic_elastic_constants
 
-    calc = load_potential(model_path).calc
     structure, a = CRYSTALS[element]
     crystal = bulk(element, structure, a=a, cubic=True)
-    stresses = []
-    for strain in (0.01, -0.01):
-        atoms = crystal.copy()
-        atoms.set_cell(crystal.cell @ np.diag([1 + strain, 1, 1]), scale_atoms=True)
-        atoms.calc = calc
-        stresses.append(atoms.get_stress() / GPa)
-    c11, c12 = (stresses[0][:2] - stresses[1][:2]) / 0.02
-    return {"C11": float(c11), "C12": float(c12), "B": float((c11 + 2 * c12) / 3)}
+    return cubic_elastic_constants(crystal, load_potential(model_path).calc)
 
 
 def dft_cubic_elastic(element: str, data: Path) -> dict[str, float]:

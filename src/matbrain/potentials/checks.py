@@ -38,6 +38,23 @@ def stress_fd_error(atoms: Atoms, calc: Calculator, d: float = 1e-5) -> float:
     return float(np.abs(analytic - numeric).max())
 
 
+def cubic_elastic_constants(
+    crystal: Atoms, calc: Calculator, strain: float = 0.01
+) -> dict[str, float]:
+    """C11, C12 and B = (C11 + 2 C12) / 3 in GPa of a cubic cell (axes along its cube edges) from
+    ±``strain`` uniaxial along x, clamped ions: exact for lattices whose atoms need no internal
+    relaxation under it (fcc, bcc, diamond)."""
+    from ase.units import GPa
+
+    stresses = []
+    for sign in (1, -1):
+        work = _with(crystal, calc)
+        work.set_cell(crystal.cell @ np.diag([1 + sign * strain, 1, 1]), scale_atoms=True)
+        stresses.append(work.get_stress() / GPa)
+    c11, c12 = (stresses[0][:2] - stresses[1][:2]) / (2 * strain)
+    return {"C11": float(c11), "C12": float(c12), "B": float((c11 + 2 * c12) / 3)}
+
+
 def rigid_motion_energy_change(atoms: Atoms, calc: Calculator, seed: int = 0) -> float:
     """max |ΔE| (eV) under a random rotation of atoms and cell and a random translation."""
     rng = np.random.default_rng(seed)
