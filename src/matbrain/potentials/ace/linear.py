@@ -17,7 +17,7 @@ derivative (1/V) dE/dε of each basis function's sum over the atoms (central dif
 projections at strains ±1e-3), in GPa, weighted by the stress weight (chosen on validation with
 the others when not given, and only as far as it costs the validation energies and forces
 little). Energies and forces pin C11 but not C12: mlearn Si's linear fit at the max level gave
-diamond C12 83 GPa against the data's 58 without its stresses (bench/ace_stress_rows.py). A
+diamond C12 83 GPa against the data's 57 without its stresses (bench/ace_stress_rows.py). A
 constant pressure offset of the DFT stresses (Pulay stress) is fitted beside the basis and left
 out of the potential.
 """
@@ -43,7 +43,8 @@ RIDGE_ALPHAS = (1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 STRESS_WEIGHTS = (0.0, 0.1, 0.3, 1.0)  # per GPa, beside force components in eV/Å
 # fitting stresses may cost the validation energies and forces this much (their relative errors
 # summed, against the best fit without stresses): beyond it the data's stresses disagree with its
-# energies (mlearn Cu and Ni: weight 0.3 doubled the test energy error) and are left out
+# energies and are left out (fitted without their offset below, mlearn Cu's and Ni's stresses at
+# weight 0.3 doubled their test energy errors)
 STRESS_COST = 0.10
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # ASE's order: xx yy zz yz xz xy
 STRAIN_STEP = 1e-3
@@ -60,8 +61,8 @@ class LinearAceFit:
     grid: list[dict[str, float]] = field(default_factory=list)
     stress_weight: float | None = None  # None: no stresses asked for; 0: asked, left out
     # the DFT stresses' constant offset (on xx, yy, zz; ASE's sign), fitted beside the basis and
-    # not part of the potential: VASP's Pulay stress at a finite basis (mlearn Cu's and Ni's
-    # labelled pressure sits 2.5 and 3.2 GPa below their energies' volume derivative)
+    # not part of the potential: VASP's Pulay stress at a finite basis (fitted to mlearn Cu and
+    # Ni: +2.4 and +3.0 GPa, their labelled pressure below their energies' volume derivative)
     stress_offset_GPa: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
