@@ -178,6 +178,26 @@ def _diagonal(targets: np.ndarray) -> np.ndarray:
     return np.tile([1.0, 1.0, 1.0, 0.0, 0.0, 0.0], len(targets) // 6)
 
 
+def _stress_point(
+    solution: np.ndarray,
+    coef: np.ndarray,
+    stress_weight: float | None,
+    s_train: tuple[np.ndarray, np.ndarray],
+    s_valid: tuple[np.ndarray, np.ndarray],
+) -> dict[str, Any]:
+    """A grid point's stress weight, the DFT stresses' offset and the validation stress MAE."""
+    if stress_weight:
+        offset = float(solution[-1])  # fitted with the basis
+    else:  # stresses not fitted: the offset that suits the training stresses best
+        diagonal = _diagonal(s_train[1]).astype(bool)
+        offset = float((s_train[1] - s_train[0] @ coef)[diagonal].mean())
+    point: dict[str, Any] = {"stress_weight": stress_weight, "stress_offset_GPa": offset}
+    if len(s_valid[1]):
+        predicted = s_valid[0] @ coef + offset * _diagonal(s_valid[1])
+        point["valid_stress_mae_GPa"] = float(np.abs(predicted - s_valid[1]).mean())
+    return point
+
+
 def _choose(grid: list[dict[str, Any]]) -> dict[str, Any]:
     """The energy and force errors count, each relative to its best on the grid; with stresses,
     the point with the lowest stress error among those within ``STRESS_COST`` of the best fit
@@ -222,20 +242,22 @@ def fit_linear_ace(
          f"design matrices of {len(train)} + {len(valid)} structures")  # fmt: skip
     a_train, y_train, n_train = _design(bconf, train, e0s, workers)
     a_valid, y_valid, n_valid = _design(bconf, valid, e0s, workers)
-    fit_stress = cfg.with_stress
     s_train = s_valid = None
-    if fit_stress:
+    if cfg.with_stress:
         s_started = time.time()
         s_train, s_valid = stress_design(bconf, train), stress_design(bconf, valid)
         if not len(s_train[1]):
             raise ValueError("--with-stress: no periodic training structure has a stress")
+        if not len(s_valid[1]) and cfg.stress_weight is None:
+            raise ValueError("--with-stress: no validation structure has a stress to choose the "
+                             "stress weight on; give --stress-weight")  # fmt: skip
         echo(f"linear ACE: stress rows of {len(s_train[1]) // 6} + {len(s_valid[1]) // 6} "
              f"structures ({time.time() - s_started:.0f} s)")  # fmt: skip
 
     weights = (cfg.energy_weight,) if cfg.energy_weight else ENERGY_WEIGHTS
     alphas = (cfg.ridge_alpha,) if cfg.ridge_alpha else RIDGE_ALPHAS
     stress_weights: tuple[float | None, ...] = (None,)
-    if fit_stress:
+    if cfg.with_stress:
         stress_weights = (cfg.stress_weight,) if cfg.stress_weight is not None else STRESS_WEIGHTS
     grid: list[dict[str, Any]] = []
     for weight in weights:
@@ -255,27 +277,22 @@ def fit_linear_ace(
                 point = {"energy_weight": weight, "ridge_alpha": alpha,
                          "valid_energy_mae_meV_per_atom": e_mae,
                          "valid_forces_mae_eV_per_A": f_mae, "_coef": coef}  # fmt: skip
-                if s_train is not None and s_valid is not None and len(s_valid[1]):
-                    if stress_weight:
-                        offset = float(solution[-1])
-                    else:  # not fitted: the offset that suits the training stresses best
-                        diagonal = _diagonal(s_train[1]).astype(bool)
-                        offset = float((s_train[1] - s_train[0] @ coef)[diagonal].mean())
-                    predicted = s_valid[0] @ coef + offset * _diagonal(s_valid[1])
-                    point["stress_weight"] = stress_weight
-                    point["stress_offset_GPa"] = offset
-                    point["valid_stress_mae_GPa"] = float(np.abs(predicted - s_valid[1]).mean())
+                if s_train is not None and s_valid is not None:
+                    point.update(_stress_point(solution, coef, stress_weight, s_train, s_valid))
                 grid.append(point)
     chosen = _choose(grid)
     stress_note = ""
-    if "stress_weight" in chosen:
+    if "valid_stress_mae_GPa" in chosen:
         stress_note = (f", stress weight {chosen['stress_weight']:g} (validation stress MAE "
                        f"{chosen['valid_stress_mae_GPa']:.3f} GPa beside the DFT stresses' "
                        f"constant offset, {chosen['stress_offset_GPa']:+.2f} GPa, which the "
                        "potential leaves out)")  # fmt: skip
-        if not chosen["stress_weight"]:
-            stress_note += (f"; the stresses are not fitted: any weight costs the validation "
-                            f"energies and forces over {STRESS_COST:.0%}")  # fmt: skip
+    elif "stress_weight" in chosen:
+        stress_note = (f", stress weight {chosen['stress_weight']:g} (the DFT stresses' constant "
+                       f"offset, {chosen['stress_offset_GPa']:+.2f} GPa, left out)")  # fmt: skip
+    if "stress_weight" in chosen and not chosen["stress_weight"]:
+        stress_note += (f"; the stresses are not fitted: any weight costs the validation "
+                        f"energies and forces over {STRESS_COST:.0%}")  # fmt: skip
     echo(f"linear ACE: energy weight {chosen['energy_weight']:g}, ridge {chosen['ridge_alpha']:g} "
          f"(validation E MAE {chosen['valid_energy_mae_meV_per_atom']:.3f} meV/atom, "
          f"F MAE {chosen['valid_forces_mae_eV_per_A']:.4f} eV/Å){stress_note}")  # fmt: skip
