@@ -13,6 +13,7 @@ from matbrain.models.bond_descriptors import (
     CENTERS,
     N_BOND_DESCRIPTORS,
     N_CELL_DESCRIPTORS,
+    N_CHEMISTRY_DESCRIPTORS,
     graph_bond_descriptors,
 )
 
@@ -20,8 +21,8 @@ GRAPH = GraphConfig(cutoff_A=5.0, max_neighbors=12)
 N = len(CENTERS)
 
 
-def _descriptors(*structures):
-    return graph_bond_descriptors([build_graph(a, GRAPH) for a in structures])
+def _descriptors(*structures, **blocks):
+    return graph_bond_descriptors([build_graph(a, GRAPH) for a in structures], **blocks)
 
 
 def test_rotation_translation_supercell_and_batching_leave_them_unchanged():
@@ -31,12 +32,14 @@ def test_rotation_translation_supercell_and_batching_leave_them_unchanged():
     moved.rotate(37, "x", rotate_cell=True)
     moved.rotate(58, "z", rotate_cell=True)
     moved.translate([0.3, -1.2, 0.7])
-    d = _descriptors(nacl, moved, nacl.repeat((2, 1, 1)), bulk("Si", "diamond", a=5.43))
-    assert d.shape == (4, N_BOND_DESCRIPTORS)
+    structures = (nacl, moved, nacl.repeat((2, 1, 1)), bulk("Si", "diamond", a=5.43))
+    d = _descriptors(*structures, chemistry=True)
+    assert d.shape == (4, N_BOND_DESCRIPTORS + N_CHEMISTRY_DESCRIPTORS)
     np.testing.assert_allclose(d[1], d[0], atol=1e-5)
     np.testing.assert_allclose(d[2], d[0], atol=1e-5)
-    np.testing.assert_allclose(_descriptors(nacl)[0], d[0], atol=1e-9)  # alone or in a batch
+    np.testing.assert_allclose(_descriptors(nacl, chemistry=True)[0], d[0], atol=1e-9)  # batching
     assert not np.allclose(d[3], d[0])
+    np.testing.assert_allclose(d[:, :N_BOND_DESCRIPTORS], _descriptors(*structures))
 
 
 def test_the_cell_statistics_are_volume_per_atom_packing_and_size():
@@ -70,3 +73,29 @@ def test_they_see_ionicity_and_compression():
     weights = torch.as_tensor(CENTERS, dtype=torch.float64).numpy()
     histogram_mean = lambda d: (d[:N] * weights).sum() / d[:N].sum()  # noqa: E731
     assert histogram_mean(tight) < histogram_mean(loose)
+
+
+def test_the_bond_chemistry_tells_elements_apart_where_the_bond_statistics_cannot():
+    """Diamond Si and diamond Ge scaled to the same relative bond length have the same bond
+    statistics (same relative lengths, no ionicity): the bond chemistry sees a row apart."""
+    r_si, r_ge = covalent_radii[14], covalent_radii[32]
+    si = bulk("Si", "diamond", a=5.43)
+    ge = bulk("Ge", "diamond", a=5.43 * r_ge / r_si)
+    d = _descriptors(si, ge, chemistry=True)
+    np.testing.assert_allclose(
+        d[1, :N_BOND_DESCRIPTORS], d[0, :N_BOND_DESCRIPTORS], rtol=1e-5, atol=1e-6
+    )
+    chemistry = d[:, N_BOND_DESCRIPTORS:]
+    assert np.abs(chemistry[1] - chemistry[0]).max() > 0.1
+
+
+def test_the_coordination_numbers_are_twelve_in_fcc_and_four_in_diamond():
+    d = _descriptors(bulk("Cu", "fcc", a=3.6), bulk("Si", "diamond", a=5.43), chemistry=True)
+    mean, spread, largest, smallest = d[:, -4:].T
+    np.testing.assert_allclose(mean, [12, 4], atol=0.05)
+    np.testing.assert_allclose(spread, [0, 0], atol=1e-6)
+    np.testing.assert_allclose(largest, smallest, atol=1e-9)
+    # with the cell after them
+    cell = _descriptors(bulk("Cu", "fcc", a=3.6), cell=True, chemistry=True)
+    assert cell.shape == (1, N_BOND_DESCRIPTORS + N_CHEMISTRY_DESCRIPTORS + N_CELL_DESCRIPTORS)
+    np.testing.assert_allclose(cell[0, :-N_CELL_DESCRIPTORS], d[0], atol=1e-9)

@@ -149,7 +149,7 @@ class PropertyModel(nn.Module):
             composition_baseline=config.composition_baseline,
             composition_kernel=config.composition_kernel,
             n_kernel_points=n_kernel_points(config, data),
-            kernel_descriptors="composition+structure",
+            kernel_descriptors="composition+structure+chemistry",
             atom_features=config.atom_features,
         )
 
@@ -187,7 +187,9 @@ class PropertyModel(nn.Module):
         if hasattr(self, "kernel"):
             bonds = None
             if self.kernel.needs_bonds:
-                bonds = graph_bond_descriptors(data.graphs, cell=self.kernel.needs_cell)
+                bonds = graph_bond_descriptors(
+                    data.graphs, cell=self.kernel.needs_cell, chemistry=self.kernel.needs_chemistry
+                )
             values = self.kernel.fit(design, residuals, train, val, bonds=bonds)
             self.attach_kernel_values(data, values)
 
@@ -214,7 +216,9 @@ class PropertyModel(nn.Module):
 
     def kernel_structure(self, batch: Any) -> torch.Tensor:
         """The bond (and cell) statistics the kernel part compares, of a batch's structures."""
-        return batch_bond_descriptors(batch, cell=self.kernel.needs_cell)
+        return batch_bond_descriptors(
+            batch, cell=self.kernel.needs_cell, chemistry=self.kernel.needs_chemistry
+        )
 
     def independent_heads(self) -> list[tuple[str, ...]] | None:
         """Per property, the state-dict prefixes of its own weights, when nothing else trains
