@@ -71,10 +71,8 @@ def bond_descriptors(
 ) -> torch.Tensor:
     """(n_graphs, N_BOND_DESCRIPTORS) from a batch's atoms and edges (see the module docstring)."""
     device, dtype = vec.device, torch.float64
-    radii = torch.as_tensor(covalent_radii[:N_ELEMENTS], device=device, dtype=dtype)
     electronegativity = element_property_table()[:, 1].to(device, dtype)
-    z_i, z_j = numbers[center], numbers[neighbor]
-    relative = vec.to(dtype).norm(dim=1) / (radii[z_i] + radii[z_j])
+    relative, z_i, z_j = _relative_lengths(numbers, center, neighbor, vec)
     ionic = (electronegativity[z_i] - electronegativity[z_j]).abs()
     shells = torch.exp(-(((relative[:, None] - CENTERS.to(device, dtype)) / WIDTH) ** 2))
     edge_graph = graph_index[center]
@@ -119,23 +117,26 @@ def _standardised_element_properties() -> torch.Tensor:
     return torch.cat([torch.ones(len(table), 1, dtype=table.dtype), table], dim=1)
 
 
-def chemistry_descriptors(
-    numbers: torch.Tensor,
-    graph_index: torch.Tensor,
-    center: torch.Tensor,
-    neighbor: torch.Tensor,
-    vec: torch.Tensor,
-    n_graphs: int,
-) -> torch.Tensor:
-    """(n_graphs, N_CHEMISTRY_DESCRIPTORS): per atom, the symmetrised products of a bond's two
-    atoms' element properties in shells of relative bond length, summed over the graph's bonds;
-    then the mean, standard deviation, maximum and minimum of the atoms' coordination numbers
-    (see the module docstring)."""
-    device, dtype = vec.device, torch.float64
-    radii = torch.as_tensor(covalent_radii[:N_ELEMENTS], device=device, dtype=dtype)
-    properties = _standardised_element_properties().to(device, dtype)
+def _relative_lengths(
+    numbers: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, vec: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each edge's length over the sum of its atoms' covalent radii (float64), and the atomic
+    numbers at its two ends."""
+    radii = torch.as_tensor(covalent_radii[:N_ELEMENTS], device=vec.device, dtype=torch.float64)
     z_i, z_j = numbers[center], numbers[neighbor]
-    relative = vec.to(dtype).norm(dim=1) / (radii[z_i] + radii[z_j])
+    return vec.to(torch.float64).norm(dim=1) / (radii[z_i] + radii[z_j]), z_i, z_j
+
+
+def chemistry_descriptors(batch: GraphBatch) -> torch.Tensor:
+    """(n_graphs, N_CHEMISTRY_DESCRIPTORS) of a collated batch: per atom, the symmetrised
+    products of a bond's two atoms' element properties in shells of relative bond length, summed
+    over the graph's bonds; then the mean, standard deviation, maximum and minimum of the atoms'
+    coordination numbers (see the module docstring)."""
+    numbers, graph_index, center, n_graphs = (batch.numbers, batch.graph_index, batch.center,
+                                              batch.n_graphs)  # fmt: skip
+    device, dtype = batch.vec.device, torch.float64
+    properties = _standardised_element_properties().to(device, dtype)
+    relative, z_i, z_j = _relative_lengths(numbers, center, batch.neighbor, batch.vec)
     p_i, p_j = properties[z_i], properties[z_j]
     rows, cols = torch.triu_indices(p_i.shape[1], p_i.shape[1], device=device)
     # (edges, N_PRODUCTS): symmetric in the bond's two ends
@@ -190,11 +191,10 @@ def batch_bond_descriptors(
     """(n_graphs, N_BOND_DESCRIPTORS) of a collated batch; with ``chemistry``, the bond
     chemistry's N_CHEMISTRY_DESCRIPTORS columns after them; with ``cell``, the cell's
     N_CELL_DESCRIPTORS columns last."""
-    edges = (batch.numbers, batch.graph_index, batch.center, batch.neighbor, batch.vec,
-             batch.n_graphs)  # fmt: skip
-    parts = [bond_descriptors(*edges)]
+    edges = (batch.numbers, batch.graph_index, batch.center, batch.neighbor, batch.vec)
+    parts = [bond_descriptors(*edges, batch.n_graphs)]
     if chemistry:
-        parts.append(chemistry_descriptors(*edges))
+        parts.append(chemistry_descriptors(batch))
     if cell:
         if batch.volume is None or not bool((batch.volume > 0).all()):
             raise ValueError("the cell descriptors need each graph's cell volume")
