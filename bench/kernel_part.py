@@ -63,7 +63,7 @@ def main() -> None:
 
     from matbrain.data.splits import TEST, TRAIN, VAL
     from matbrain.models.bond_descriptors import graph_bond_descriptors
-    from matbrain.models.composition_kernel import STRUCTURE_COLUMNS
+    from matbrain.models.composition_kernel import STRUCTURE_COLUMNS, structure_blocks
     from matbrain.models.linear_baseline import composition_matrix
     from matbrain.training.config import resolve_config
     from matbrain.training.pipeline import prepare_data
@@ -82,9 +82,8 @@ def main() -> None:
         for kind in args.kinds:
             if kind not in STRUCTURE_COLUMNS:
                 raise SystemExit(f"{kind!r} has no structure block")
-            structure = graph_bond_descriptors(
-                graphs, cell="structure" in kind, chemistry=kind.endswith("chemistry")
-            )
+            cell, chemistry = structure_blocks(kind)
+            structure = graph_bond_descriptors(graphs, cell=cell, chemistry=chemistry)
             official = _fit_and_score(prop, data, graphs, fractions, structure, kind,
                                       masks[TRAIN], masks[VAL], masks[TEST])  # fmt: skip
             inner = []

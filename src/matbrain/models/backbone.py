@@ -65,7 +65,7 @@ from matbrain.data.batching import stack_kernel_values, tensors_to
 from matbrain.data.cache import cache_root
 from matbrain.data.graphs import GraphConfig, build_graph
 from matbrain.models.base import PropertyModel, constructor_arguments, n_kernel_points
-from matbrain.models.composition_kernel import STRUCTURE_COLUMNS
+from matbrain.models.composition_kernel import STRUCTURE_COLUMNS, structure_blocks
 from matbrain.models.linear_baseline import N_ELEMENTS, fit_ridge, set_linear
 from matbrain.potentials.calculators import SEVENNET_MODELS
 
@@ -176,13 +176,14 @@ def composition(atoms: Atoms) -> np.ndarray:
 
 
 def with_structure_statistics(
-    inputs: Sequence[BackboneInput], graphs: Sequence[Any], cell: bool = True
+    inputs: Sequence[BackboneInput], graphs: Sequence[Any], kind: str
 ) -> list[BackboneInput]:
-    """``inputs`` with the bond (and cell) statistics of their structures' crystal graphs, what a
-    ``composition+structure`` kernel part compares (``models.bond_descriptors``)."""
+    """``inputs`` with the structure statistics of their structures' crystal graphs that a kernel
+    part with descriptor set ``kind`` compares (``models.bond_descriptors``)."""
     from matbrain.models.bond_descriptors import graph_bond_descriptors
 
-    stats = graph_bond_descriptors(list(graphs), cell=cell)
+    cell, chemistry = structure_blocks(kind)
+    stats = graph_bond_descriptors(list(graphs), cell=cell, chemistry=chemistry)
     return [dataclasses.replace(x, structure=row) for x, row in zip(inputs, stats, strict=True)]
 
 
@@ -685,7 +686,9 @@ class BackboneNet(PropertyModel):
         graphs = process_dataset(dataset, config.graph_config(), progress=progress)
         ids = [i for i in dataset.ids if i in frozen.graphs and i in graphs.graphs]
         stats = with_structure_statistics(
-            [frozen.graphs[i] for i in ids], [graphs.graphs[i] for i in ids]
+            [frozen.graphs[i] for i in ids],
+            [graphs.graphs[i] for i in ids],
+            kernel_descriptors(config),
         )
         skipped = {
             **frozen.skipped,
@@ -719,9 +722,7 @@ class BackboneNet(PropertyModel):
         kind = hyperparameters.get("kernel_descriptors", "composition")
         if kind in STRUCTURE_COLUMNS:  # the kernel part compares bonds: the structures' graphs
             usable = with_structure_statistics(
-                usable,
-                [build_graph(a, graph) for a in structures],
-                cell=kind == "composition+structure",
+                usable, [build_graph(a, graph) for a in structures], kind
             )
         if hyperparameters.get("mode", "frozen") == "finetune":
             graphs = chgnet_graphs(structures)

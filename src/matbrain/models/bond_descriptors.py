@@ -39,6 +39,7 @@ prediction (batch by batch, on any device) use one function.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -108,6 +109,7 @@ def bond_descriptors(
     )
 
 
+@lru_cache(maxsize=1)
 def _standardised_element_properties() -> torch.Tensor:
     """(N_ELEMENTS, 1 + len(CHEMISTRY_COLUMNS)): a constant, then the chemistry columns of the
     element property table standardised over H-Pu."""

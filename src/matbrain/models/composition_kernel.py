@@ -118,6 +118,12 @@ STRUCTURE_COLUMNS = {
 }
 
 
+def structure_blocks(kind: str) -> tuple[bool, bool]:
+    """(cell, chemistry): whether a descriptor set's structure block holds the cell statistics
+    and the bond chemistry besides the bond statistics."""
+    return kind.startswith("composition+structure"), kind == "composition+structure+chemistry"
+
+
 def kernel_descriptors(
     fractions: torch.Tensor, bonds: torch.Tensor | None, kind: str
 ) -> torch.Tensor:
@@ -351,11 +357,11 @@ class CompositionKernel(nn.Module):
 
     @property
     def needs_cell(self) -> bool:
-        return self.kind.startswith("composition+structure")
+        return structure_blocks(self.kind)[0]
 
     @property
     def needs_chemistry(self) -> bool:
-        return self.kind == "composition+structure+chemistry"
+        return structure_blocks(self.kind)[1]
 
     def descriptors(
         self, fractions: torch.Tensor, bonds: torch.Tensor | None = None
