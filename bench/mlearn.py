@@ -327,8 +327,7 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
         "GAP and MTP: the paper's printed test MAEs; where the published MTP was scored here "
         "(`--published-mtp`), its measured MAE, the printed one in parentheses, and the force MAE "
         "on the hottest test snapshots (the group with the largest mean |F|) of ours / MTP. "
-        "'beats best': below "
-        "the better of GAP and MTP, measured where measured, else as printed",
+        "'beats best': below the better of GAP and MTP, measured where measured, else as printed",
         "",
         f"| element | {name} E (meV/atom) | GAP E | MTP E | {name} F (eV/Å) | GAP F | MTP F | beats best E | beats best F | F hottest, {name} / MTP | validation stress MAE (GPa) | C11 / C12 / B (GPa) | DFT C11 / C12 / B | fit time (s) | µs/atom·step (matbrain / raw engine) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
