@@ -285,18 +285,13 @@ def hottest_forces(groups: list[dict]) -> float | None:
     )
 
 
-def with_force_breakdown(summary: dict, args: argparse.Namespace) -> dict:
-    """Where the test force error sits (matbrain's breakdown), to set beside the published MTP's."""
-    if "force_breakdown" in summary:
-        return summary
-    from matbrain.potentials.calculators import load_potential
-    from matbrain.potentials.data import read_labelled
-    from matbrain.potentials.evaluate import force_error_breakdown, predict
+def with_force_breakdown(summary: dict) -> dict:
+    """Where the test force error sits (matbrain's breakdown of the per-structure errors the run
+    saved when it was scored), to set beside the published MTP's."""
+    from matbrain.potentials.evaluate import force_error_breakdown, read_structure_errors
 
-    element = summary["elements"][0]
-    test = read_labelled(Path(args.data) / f"mlearn_{element}_test.extxyz.gz")
-    calc = load_potential(Path(summary["path"]) / summary["model_file"]).calc
-    summary["force_breakdown"] = force_error_breakdown(predict(calc, test, with_stress=False))
+    rows = read_structure_errors(Path(summary["path"]) / "structures_test.csv")
+    summary["force_breakdown"] = force_error_breakdown(rows)
     return summary
 
 
@@ -312,7 +307,7 @@ def with_published_mtp(summary: dict, args: argparse.Namespace) -> dict:
     summary["published_mtp"] = evaluate_published_mtp(
         path, element, Path(args.data) / f"mlearn_{element}_test.extxyz.gz"
     )
-    return with_force_breakdown(summary, args)
+    return with_force_breakdown(summary)
 
 
 def report(rows: list[dict], args: argparse.Namespace) -> str:

@@ -57,12 +57,9 @@ class PublishedMTP(Calculator):
         assert self.atoms is not None
         probe = self.atoms.copy()
         probe.calc = make_calculator(self.data, engine="cext")
-        self.results = {
-            "energy": probe.get_potential_energy(),
-            "free_energy": probe.get_potential_energy(),
-            "forces": probe.get_forces(),
-            "stress": probe.get_stress(),
-        }
+        energy = probe.get_potential_energy()
+        self.results = {"energy": energy, "free_energy": energy, "forces": probe.get_forces(),
+                        "stress": probe.get_stress()}  # fmt: skip
 
 
 def evaluate_published_mtp(path: Path, element: str, test_file: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from matbrain.potentials.evaluate import (
     error_metrics,
     force_error_breakdown,
     predict,
+    read_structure_errors,
     worst_structures,
     write_structure_errors,
 )
@@ -54,6 +55,18 @@ def test_structure_rows_carry_each_structures_own_errors(tmp_path):
     with table.open() as handle:
         saved = list(csv.DictReader(handle))
     assert [float(r["forces_mae_eV_per_A"]) for r in saved] == pytest.approx([0.01, 0.02, 0.03])
+
+
+def test_saved_structure_errors_give_the_same_breakdown(tmp_path):
+    frames = [_frame(i, 0.05, 0.3, 0.0, config_type="liquid") for i in range(2)]
+    frames += [_frame(10 + i, 0.05, 0.03, 0.0, config_type="crystal") for i in range(3)]
+    pred = predict(EMT(), frames)
+    saved = read_structure_errors(write_structure_errors(pred, tmp_path / "structures.csv"))
+    for read, direct in zip(force_error_breakdown(saved), force_error_breakdown(pred), strict=True):
+        assert read.keys() == direct.keys()
+        for key, value in direct.items():
+            assert read[key] == (value if isinstance(value, str) else pytest.approx(value)), key
+    assert [r["id"] for r in worst_structures(saved)] == [r["id"] for r in worst_structures(pred)]
 
 
 def test_breakdown_by_config_type_adds_up_to_the_force_mae():

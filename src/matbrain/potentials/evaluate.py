@@ -199,6 +199,24 @@ def write_structure_errors(pred: Predictions, path: Path) -> Path:
     return path
 
 
+def read_structure_errors(path: Path) -> Predictions:
+    """The per-structure rows ``write_structure_errors`` saved, as a ``Predictions`` that
+    ``force_error_breakdown`` and ``worst_structures`` take (the label arrays stay empty)."""
+    import csv
+
+    numeric = {"energy_error_meV_per_atom", "forces_mae_eV_per_A", "mean_force_eV_per_A",
+               "shortest_distance_A"}  # fmt: skip
+    with path.open(newline="") as handle:
+        rows = [
+            {
+                k: float(v) if k in numeric else int(v) if k in ("index", "n_atoms") else v
+                for k, v in row.items()
+            }
+            for row in csv.DictReader(handle)
+        ]
+    return Predictions(structures=rows)
+
+
 @dataclass
 class Evaluation:
     """What evaluating a potential on one set of labelled structures gives."""
